@@ -1,0 +1,17 @@
+//! memwal-core: a write-ahead-logged shard writer for Apache Arrow data on
+//! local disk or object storage, wire-compatible with Lance MemWAL.
+//!
+//! The crate has no Node.js types; `memwal-node` wraps it for JavaScript.
+
+pub mod error;
+pub mod layout;
+pub mod manifest;
+pub mod store;
+pub mod wal;
+pub mod writer;
+
+pub use error::{Error, ErrorCode, Result};
+pub use layout::{parse_shard_id, ShardLayout};
+pub use store::StorageRoot;
+pub use wal::{WalEntry, WalTailer};
+pub use writer::{OpenOptions, PutResult, ShardWriter, ShardWriterConfig, WalStats, WriterStats};

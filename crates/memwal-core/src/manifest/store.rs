@@ -1,0 +1,392 @@
+//! Reading and writing manifest versions with create-if-absent semantics.
+
+use std::collections::BTreeSet;
+
+use bytes::Bytes;
+use futures::future::try_join_all;
+use object_store::path::Path;
+use prost::Message;
+
+use super::proto::ShardManifest;
+use crate::error::{Error, Result};
+use crate::layout::ShardLayout;
+use crate::store::{CreateOutcome, StorageRoot};
+use crate::wal::names::{bit_reversed_name, parse_bit_reversed_name};
+
+const MANIFEST_EXT: &str = "binpb";
+const MAX_CLAIM_ATTEMPTS: usize = 16;
+const MAX_COMMIT_ATTEMPTS: usize = 10;
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct VersionHint {
+    version: u64,
+}
+
+/// The manifest directory of one shard.
+#[derive(Debug, Clone)]
+pub struct ManifestStore {
+    root: StorageRoot,
+    layout: ShardLayout,
+    scan_batch_size: usize,
+}
+
+impl ManifestStore {
+    pub fn new(root: StorageRoot, layout: ShardLayout, scan_batch_size: usize) -> Self {
+        Self { root, layout, scan_batch_size: scan_batch_size.max(1) }
+    }
+
+    pub fn layout(&self) -> &ShardLayout {
+        &self.layout
+    }
+
+    fn version_path(&self, version: u64) -> Path {
+        self.root
+            .path(&format!("{}/{}", self.layout.manifest_dir(), bit_reversed_name(version, MANIFEST_EXT)))
+    }
+
+    fn hint_path(&self) -> Path {
+        self.root.path(&format!("{}/version_hint.json", self.layout.manifest_dir()))
+    }
+
+    fn shard_error(&self, err: Error) -> Error {
+        err.with_shard(self.layout.shard_id())
+    }
+
+    /// Read and validate one version; `None` if it does not exist.
+    pub async fn read_version(&self, version: u64) -> Result<Option<ShardManifest>> {
+        let Some(bytes) = self.root.get(&self.version_path(version)).await? else {
+            return Ok(None);
+        };
+        self.decode(version, &bytes).map(Some)
+    }
+
+    fn decode(&self, version: u64, bytes: &[u8]) -> Result<ShardManifest> {
+        let shard = self.layout.shard_id();
+        let corrupt = |what: String| {
+            self.shard_error(Error::corrupt(format!(
+                "Manifest version {version} of shard {shard} is corrupt: {what}"
+            )))
+        };
+        let manifest = ShardManifest::decode(bytes).map_err(|e| corrupt(e.to_string()))?;
+        if manifest.version != version {
+            return Err(corrupt(format!("it records version {}", manifest.version)));
+        }
+        match manifest.shard_uuid() {
+            None => return Err(corrupt("missing or malformed shard_id".to_string())),
+            Some(id) if id != shard => {
+                return Err(corrupt(format!("it belongs to shard {id}")));
+            }
+            Some(_) => {}
+        }
+        Ok(manifest)
+    }
+
+    async fn read_hint(&self) -> u64 {
+        match self.root.get(&self.hint_path()).await {
+            Ok(Some(bytes)) => serde_json::from_slice::<VersionHint>(&bytes)
+                .map(|h| h.version.max(1))
+                .unwrap_or(1),
+            _ => 1,
+        }
+    }
+
+    /// The highest existing version, or 0 for a shard with no manifest.
+    ///
+    /// Starts from the hint, then probes `scan_batch_size` versions ahead
+    /// concurrently per round until a round finds nothing.
+    pub async fn latest_version(&self) -> Result<u64> {
+        let hint = self.read_hint().await;
+        let mut latest = if self.root.exists(&self.version_path(hint)).await? {
+            hint
+        } else if hint > 1 && self.root.exists(&self.version_path(1)).await? {
+            1
+        } else {
+            return Ok(0);
+        };
+        loop {
+            let candidates: Vec<u64> = (latest + 1..=latest + self.scan_batch_size as u64).collect();
+            let found = self.existing(&candidates).await?;
+            let Some(&max) = found.last() else {
+                return Ok(latest);
+            };
+            let expected = max - latest;
+            if found.len() as u64 != expected {
+                // A concurrent writer can make a later HEAD hit while an earlier
+                // one missed; ask again before calling it a gap.
+                let missing: Vec<u64> = (latest + 1..max).filter(|v| !found.contains(v)).collect();
+                let recheck = self.existing(&missing).await?;
+                if recheck.len() != missing.len() {
+                    let hole = missing.iter().find(|v| !recheck.contains(v)).copied().unwrap_or(0);
+                    return Err(self.shard_error(Error::corrupt(format!(
+                        "Manifest version gap in shard {}: version {max} exists but version {hole} is missing",
+                        self.layout.shard_id()
+                    ))));
+                }
+            }
+            latest = max;
+        }
+    }
+
+    async fn existing(&self, versions: &[u64]) -> Result<BTreeSet<u64>> {
+        let checks = versions.iter().map(|&v| async move {
+            Ok::<_, Error>(self.root.exists(&self.version_path(v)).await?.then_some(v))
+        });
+        Ok(try_join_all(checks).await?.into_iter().flatten().collect())
+    }
+
+    /// The newest manifest, or `None` for a shard nobody has claimed.
+    pub async fn read_latest(&self) -> Result<Option<ShardManifest>> {
+        let version = self.latest_version().await?;
+        if version == 0 {
+            return Ok(None);
+        }
+        match self.read_version(version).await? {
+            Some(m) => Ok(Some(m)),
+            None => Err(self.shard_error(Error::corrupt(format!(
+                "Manifest version {version} of shard {} vanished while reading",
+                self.layout.shard_id()
+            )))),
+        }
+    }
+
+    /// Every manifest version present, ascending (a LIST; for tools and tests).
+    pub async fn list_versions(&self) -> Result<Vec<u64>> {
+        let dir = self.root.path(&self.layout.manifest_dir());
+        let mut versions: Vec<u64> = self
+            .root
+            .list_names(&dir)
+            .await?
+            .iter()
+            .filter_map(|n| parse_bit_reversed_name(n, MANIFEST_EXT))
+            .collect();
+        versions.sort_unstable();
+        Ok(versions)
+    }
+
+    /// Create `manifest.version`; `false` if that version already exists.
+    ///
+    /// A store error is ambiguous (the object may have landed), so the
+    /// version is read back: our own bytes there mean success.
+    pub async fn write(&self, manifest: &ShardManifest) -> Result<bool> {
+        let bytes = Bytes::from(manifest.encode_to_vec());
+        let path = self.version_path(manifest.version);
+        let outcome = match self.root.put_if_absent(&path, bytes.clone()).await {
+            Ok(outcome) => outcome,
+            Err(err) => match self.root.get(&path).await {
+                Ok(Some(stored)) if stored == bytes => CreateOutcome::Created,
+                Ok(Some(_)) => CreateOutcome::AlreadyExists,
+                _ => return Err(self.shard_error(err)),
+            },
+        };
+        match outcome {
+            CreateOutcome::Created => {
+                let hint = serde_json::to_vec(&VersionHint { version: manifest.version })
+                    .expect("hint serializes");
+                if let Err(err) = self.root.put(&self.hint_path(), Bytes::from(hint)).await {
+                    tracing::warn!(shard = %self.layout.shard_id(), "version hint not updated: {err}");
+                }
+                Ok(true)
+            }
+            CreateOutcome::AlreadyExists => Ok(false),
+        }
+    }
+
+    /// Take ownership of the shard: write version+1 with epoch+1.
+    pub async fn claim_epoch(&self, shard_spec_id: u32) -> Result<ShardManifest> {
+        let shard = self.layout.shard_id();
+        for _ in 0..MAX_CLAIM_ATTEMPTS {
+            let next = match self.read_latest().await? {
+                Some(current) => {
+                    if current.is_sealed() {
+                        return Err(self.shard_error(Error::invalid_input(format!(
+                            "Shard {shard} is sealed; refusing to claim it"
+                        ))));
+                    }
+                    ShardManifest {
+                        version: current.version + 1,
+                        writer_epoch: current.writer_epoch + 1,
+                        ..current
+                    }
+                }
+                None => ShardManifest::fresh(shard, shard_spec_id, 1),
+            };
+            if self.write(&next).await? {
+                return Ok(next);
+            }
+            if let Some(latest) = self.read_latest().await? {
+                if latest.writer_epoch >= next.writer_epoch {
+                    return Err(self.shard_error(Error::fenced(format!(
+                        "Another writer claimed epoch {} for shard {shard} first",
+                        latest.writer_epoch
+                    ))));
+                }
+            }
+        }
+        Err(self.shard_error(Error::io(format!(
+            "Could not claim shard {shard}: manifest kept changing over {MAX_CLAIM_ATTEMPTS} attempts"
+        ))))
+    }
+
+    /// The latest manifest, or FENCED if a newer epoch owns the shard.
+    pub async fn check_fenced(&self, local_epoch: u64) -> Result<ShardManifest> {
+        let shard = self.layout.shard_id();
+        let latest = self.read_latest().await?.ok_or_else(|| {
+            self.shard_error(Error::not_found(format!("Shard {shard} has no manifest")))
+        })?;
+        if latest.writer_epoch > local_epoch {
+            return Err(self.shard_error(fenced_error(local_epoch, latest.writer_epoch, &shard)));
+        }
+        Ok(latest)
+    }
+
+    /// Write a new version derived from the latest one, as the owner of `local_epoch`.
+    pub async fn commit_update<F>(&self, local_epoch: u64, mut update: F) -> Result<ShardManifest>
+    where
+        F: FnMut(&ShardManifest) -> ShardManifest,
+    {
+        for _ in 0..MAX_COMMIT_ATTEMPTS {
+            let current = self.check_fenced(local_epoch).await?;
+            let mut next = update(&current);
+            next.version = current.version + 1;
+            next.writer_epoch = local_epoch;
+            if self.write(&next).await? {
+                return Ok(next);
+            }
+        }
+        Err(self.shard_error(Error::io(format!(
+            "Manifest commit for shard {} lost {MAX_COMMIT_ATTEMPTS} races in a row",
+            self.layout.shard_id()
+        ))))
+    }
+}
+
+/// The FENCED error with the wording SPEC §3 fixes.
+pub fn fenced_error(local_epoch: u64, stored_epoch: u64, shard: &uuid::Uuid) -> Error {
+    Error::fenced(format!(
+        "Writer fenced: local epoch {local_epoch} < stored epoch {stored_epoch} for shard {shard}"
+    ))
+    .with_shard(shard)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorCode;
+    use object_store::ObjectStoreExt;
+
+    fn store(name: &str) -> ManifestStore {
+        let root = StorageRoot::open(&format!("memory://{name}")).unwrap();
+        ManifestStore::new(root, ShardLayout::new(uuid::Uuid::new_v4()), 2)
+    }
+
+    #[tokio::test]
+    async fn fresh_shard_has_no_manifest_and_first_claim_is_epoch_one() {
+        let s = store("m-fresh");
+        assert_eq!(s.read_latest().await.unwrap(), None);
+        let m = s.claim_epoch(0).await.unwrap();
+        assert_eq!((m.version, m.writer_epoch, m.current_generation), (1, 1, 1));
+        assert_eq!(s.read_latest().await.unwrap(), Some(m));
+    }
+
+    #[tokio::test]
+    async fn each_claim_bumps_version_and_epoch() {
+        let s = store("m-claims");
+        for expected in 1..=5 {
+            let m = s.claim_epoch(0).await.unwrap();
+            assert_eq!((m.version, m.writer_epoch), (expected, expected));
+        }
+        assert_eq!(s.list_versions().await.unwrap(), vec![1, 2, 3, 4, 5]);
+    }
+
+    #[tokio::test]
+    async fn latest_is_found_without_the_hint() {
+        let s = store("m-nohint");
+        for _ in 0..7 {
+            s.claim_epoch(0).await.unwrap();
+        }
+        s.root.store().delete(&s.hint_path()).await.unwrap();
+        assert_eq!(s.latest_version().await.unwrap(), 7);
+        // A stale hint is only a starting point.
+        s.root.put(&s.hint_path(), Bytes::from_static(br#"{"version":3}"#)).await.unwrap();
+        assert_eq!(s.latest_version().await.unwrap(), 7);
+        s.root.put(&s.hint_path(), Bytes::from_static(b"garbage")).await.unwrap();
+        assert_eq!(s.latest_version().await.unwrap(), 7);
+    }
+
+    #[tokio::test]
+    async fn check_fenced_and_commit_refuse_an_older_epoch() {
+        let s = store("m-fence");
+        let a = s.claim_epoch(0).await.unwrap();
+        let b = s.claim_epoch(0).await.unwrap();
+        assert_eq!(s.check_fenced(b.writer_epoch).await.unwrap().version, 2);
+        let err = s.check_fenced(a.writer_epoch).await.unwrap_err();
+        assert_eq!(err.code(), ErrorCode::Fenced);
+        assert_eq!(
+            err.message(),
+            format!("Writer fenced: local epoch 1 < stored epoch 2 for shard {}", s.layout.shard_id())
+        );
+        let err = s.commit_update(a.writer_epoch, |m| m.clone()).await.unwrap_err();
+        assert_eq!(err.code(), ErrorCode::Fenced);
+        let m = s
+            .commit_update(b.writer_epoch, |m| ShardManifest { replay_after_wal_entry_position: 4, ..m.clone() })
+            .await
+            .unwrap();
+        assert_eq!((m.version, m.writer_epoch, m.replay_after_wal_entry_position), (3, 2, 4));
+    }
+
+    #[tokio::test]
+    async fn sealed_shard_refuses_claims() {
+        let s = store("m-sealed");
+        let m = s.claim_epoch(0).await.unwrap();
+        s.commit_update(m.writer_epoch, |m| ShardManifest {
+            status: super::super::ShardStatus::Sealed as i32,
+            ..m.clone()
+        })
+        .await
+        .unwrap();
+        assert_eq!(s.claim_epoch(0).await.unwrap_err().code(), ErrorCode::InvalidInput);
+    }
+
+    #[tokio::test]
+    async fn garbage_wrong_version_and_foreign_shard_are_corrupt() {
+        let s = store("m-corrupt");
+        s.claim_epoch(0).await.unwrap();
+        s.root.put(&s.version_path(2), Bytes::from_static(b"\xff\xff\xff")).await.unwrap();
+        let err = s.read_latest().await.unwrap_err();
+        assert_eq!(err.code(), ErrorCode::Corrupt, "{err}");
+
+        let s = store("m-wrongversion");
+        let m = s.claim_epoch(0).await.unwrap();
+        let liar = ShardManifest { version: 9, ..m.clone() };
+        s.root.put(&s.version_path(2), Bytes::from(liar.encode_to_vec())).await.unwrap();
+        assert!(s.read_latest().await.unwrap_err().message().contains("records version 9"));
+
+        let s = store("m-foreign");
+        let other = ShardManifest::fresh(uuid::Uuid::new_v4(), 0, 1);
+        s.root.put(&s.version_path(1), Bytes::from(other.encode_to_vec())).await.unwrap();
+        assert!(s.read_latest().await.unwrap_err().message().contains("belongs to shard"));
+    }
+
+    #[tokio::test]
+    async fn a_version_gap_is_reported() {
+        let s = store("m-gap");
+        let m = s.claim_epoch(0).await.unwrap();
+        let skipped = ShardManifest { version: 3, ..m.clone() };
+        s.root.put(&s.version_path(3), Bytes::from(skipped.encode_to_vec())).await.unwrap();
+        let err = s.latest_version().await.unwrap_err();
+        assert_eq!(err.code(), ErrorCode::Corrupt);
+        assert!(err.message().contains("version 3 exists but version 2 is missing"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn racing_claims_give_distinct_epochs() {
+        let s = store("m-race");
+        let claims = futures::future::join_all((0..8).map(|_| s.claim_epoch(0))).await;
+        let mut epochs: Vec<u64> = claims.into_iter().filter_map(|c| c.ok()).map(|m| m.writer_epoch).collect();
+        let n = epochs.len();
+        epochs.sort_unstable();
+        epochs.dedup();
+        assert_eq!(epochs.len(), n, "two claims returned the same epoch");
+        assert!(n >= 1);
+    }
+}

@@ -1,0 +1,204 @@
+//! A storage root bound to an object store, with memwal's write primitives.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::local::LocalFileSystem;
+use object_store::memory::InMemory;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+
+use super::uri::{parse_root_uri, RootLocation};
+use crate::error::{Error, Result};
+
+/// Result of a create-if-absent write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CreateOutcome {
+    /// The object did not exist and now holds our bytes.
+    Created,
+    /// Someone (possibly an earlier attempt of ours) already wrote this name.
+    AlreadyExists,
+}
+
+/// An object store plus the base path that every memwal key is relative to.
+#[derive(Clone)]
+pub struct StorageRoot {
+    store: Arc<dyn ObjectStore>,
+    base: Path,
+    uri: String,
+}
+
+impl std::fmt::Debug for StorageRoot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StorageRoot").field("uri", &self.uri).finish()
+    }
+}
+
+fn memory_stores() -> &'static Mutex<HashMap<String, Arc<InMemory>>> {
+    static STORES: OnceLock<Mutex<HashMap<String, Arc<InMemory>>>> = OnceLock::new();
+    STORES.get_or_init(Default::default)
+}
+
+impl StorageRoot {
+    /// Open the root named by `uri`. Local roots are created if missing and
+    /// every local write is fsync'd (file and directory) before it returns.
+    pub fn open(uri: &str) -> Result<Self> {
+        match parse_root_uri(uri)? {
+            RootLocation::Local(dir) => {
+                std::fs::create_dir_all(&dir).map_err(|e| {
+                    Error::io(format!("Cannot create storage root {}: {e}", dir.display()))
+                })?;
+                let store = LocalFileSystem::new_with_prefix(&dir)
+                    .map_err(Error::from)?
+                    .with_fsync(true);
+                Ok(Self::new(Arc::new(store), Path::default(), uri))
+            }
+            RootLocation::Memory { name, prefix } => {
+                let store = memory_stores()
+                    .lock()
+                    .expect("memory store registry poisoned")
+                    .entry(name)
+                    .or_insert_with(|| Arc::new(InMemory::new()))
+                    .clone();
+                Ok(Self::new(store, Path::from(prefix), uri))
+            }
+        }
+    }
+
+    /// Wrap an existing store; `base` is the key prefix for everything memwal writes.
+    pub fn new(store: Arc<dyn ObjectStore>, base: Path, uri: impl Into<String>) -> Self {
+        Self { store, base, uri: uri.into() }
+    }
+
+    pub fn uri(&self) -> &str {
+        &self.uri
+    }
+
+    pub fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
+    /// The full key of `relative` (a `/`-separated path below the root).
+    pub fn path(&self, relative: &str) -> Path {
+        let mut path = self.base.clone();
+        for part in relative.split('/').filter(|p| !p.is_empty()) {
+            path = path.join(part);
+        }
+        path
+    }
+
+    /// Write `bytes` at `path` only if nothing is there yet.
+    pub async fn put_if_absent(&self, path: &Path, bytes: Bytes) -> Result<CreateOutcome> {
+        let options = PutOptions { mode: PutMode::Create, ..Default::default() };
+        match self.store.put_opts(path, PutPayload::from(bytes), options).await {
+            Ok(_) => Ok(CreateOutcome::Created),
+            Err(object_store::Error::AlreadyExists { .. })
+            | Err(object_store::Error::Precondition { .. }) => Ok(CreateOutcome::AlreadyExists),
+            Err(err) => Err(Error::from(err).context(format!("Create {path}"))),
+        }
+    }
+
+    /// Unconditional write (used only for best-effort hints).
+    pub async fn put(&self, path: &Path, bytes: Bytes) -> Result<()> {
+        self.store
+            .put(path, PutPayload::from(bytes))
+            .await
+            .map(|_| ())
+            .map_err(|e| Error::from(e).context(format!("Write {path}")))
+    }
+
+    /// The object's bytes, or `None` if it does not exist.
+    pub async fn get(&self, path: &Path) -> Result<Option<Bytes>> {
+        match self.store.get(path).await {
+            Ok(result) => Ok(Some(result.bytes().await.map_err(|e| {
+                Error::from(e).context(format!("Read {path}"))
+            })?)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(err) => Err(Error::from(err).context(format!("Read {path}"))),
+        }
+    }
+
+    /// Whether an object exists at `path`.
+    pub async fn exists(&self, path: &Path) -> Result<bool> {
+        match self.store.head(path).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(err) => Err(Error::from(err).context(format!("Head {path}"))),
+        }
+    }
+
+    /// File names directly inside `dir` (no recursion).
+    pub async fn list_names(&self, dir: &Path) -> Result<Vec<String>> {
+        let listing = self
+            .store
+            .list_with_delimiter(Some(dir))
+            .await
+            .map_err(|e| Error::from(e).context(format!("List {dir}")))?;
+        Ok(listing
+            .objects
+            .into_iter()
+            .filter_map(|meta| meta.location.filename().map(str::to_string))
+            .collect())
+    }
+
+    /// Every object key below `dir`, recursively.
+    pub async fn list_recursive(&self, dir: &Path) -> Result<Vec<Path>> {
+        self.store
+            .list(Some(dir))
+            .map_ok(|meta| meta.location)
+            .try_collect()
+            .await
+            .map_err(|e| Error::from(e).context(format!("List {dir}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn create_if_absent_reports_a_taken_slot() {
+        let dir = tempfile::tempdir().unwrap();
+        for uri in [dir.path().to_str().unwrap().to_string(), "memory://root-test".to_string()] {
+            let root = StorageRoot::open(&uri).unwrap();
+            let key = root.path("a/b/c.bin");
+            assert_eq!(
+                root.put_if_absent(&key, Bytes::from_static(b"one")).await.unwrap(),
+                CreateOutcome::Created
+            );
+            assert_eq!(
+                root.put_if_absent(&key, Bytes::from_static(b"two")).await.unwrap(),
+                CreateOutcome::AlreadyExists
+            );
+            assert_eq!(root.get(&key).await.unwrap().unwrap(), Bytes::from_static(b"one"));
+            assert!(root.exists(&key).await.unwrap());
+            assert!(!root.exists(&root.path("a/b/missing")).await.unwrap());
+            assert_eq!(root.get(&root.path("nope")).await.unwrap(), None);
+            assert_eq!(root.list_names(&root.path("a/b")).await.unwrap(), vec!["c.bin"]);
+        }
+    }
+
+    #[tokio::test]
+    async fn local_create_leaves_no_staging_file_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = StorageRoot::open(dir.path().to_str().unwrap()).unwrap();
+        let key = root.path("wal/x.arrow");
+        root.put_if_absent(&key, Bytes::from_static(b"data")).await.unwrap();
+        root.put_if_absent(&key, Bytes::from_static(b"more")).await.unwrap();
+        let names: Vec<_> = std::fs::read_dir(dir.path().join("wal"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names, vec!["x.arrow"]);
+    }
+
+    #[tokio::test]
+    async fn same_memory_name_reaches_the_same_store() {
+        let a = StorageRoot::open("memory://shared-name/p").unwrap();
+        let b = StorageRoot::open("memory://shared-name/p").unwrap();
+        a.put(&a.path("k"), Bytes::from_static(b"v")).await.unwrap();
+        assert!(b.exists(&b.path("k")).await.unwrap());
+    }
+}

@@ -1,0 +1,176 @@
+//! Parsing of storage root URIs (`file://`, plain paths, `memory://`).
+
+use std::path::{Component, Path as FsPath, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// Where a storage root points, after validation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RootLocation {
+    /// An absolute directory on the local filesystem.
+    Local(PathBuf),
+    /// A named in-process memory store; the same name always reaches the same store.
+    Memory { name: String, prefix: String },
+}
+
+/// Parse a storage root. Plain paths may be relative (resolved against the
+/// working directory); `file://` URIs must be absolute.
+pub fn parse_root_uri(uri: &str) -> Result<RootLocation> {
+    let trimmed = uri.trim();
+    if trimmed.is_empty() {
+        return Err(Error::invalid_input("Storage root must not be empty"));
+    }
+    if trimmed.contains('\0') {
+        return Err(Error::invalid_input("Storage root must not contain NUL characters"));
+    }
+    if let Some(rest) = trimmed.strip_prefix("memory://") {
+        let (name, prefix) = match rest.split_once('/') {
+            Some((name, prefix)) => (name, prefix.trim_matches('/')),
+            None => (rest, ""),
+        };
+        if name.is_empty() {
+            return Err(Error::invalid_input(format!(
+                "Storage root '{uri}' needs a store name, as in memory://name"
+            )));
+        }
+        check_segments(uri, prefix.split('/').filter(|s| !s.is_empty()))?;
+        return Ok(RootLocation::Memory {
+            name: name.to_string(),
+            prefix: prefix.to_string(),
+        });
+    }
+    if let Some(rest) = trimmed.strip_prefix("file://") {
+        // file:///abs/dir has an empty host; file://localhost/abs is tolerated.
+        let path = rest.strip_prefix("localhost").unwrap_or(rest);
+        if !path.starts_with('/') {
+            return Err(Error::invalid_input(format!(
+                "Storage root '{uri}' is not an absolute file URI; use file:///absolute/path"
+            )));
+        }
+        let decoded = percent_decode(path)
+            .ok_or_else(|| Error::invalid_input(format!("Storage root '{uri}' has bad %-escapes")))?;
+        return local_root(uri, PathBuf::from(decoded));
+    }
+    if let Some((scheme, _)) = trimmed.split_once("://") {
+        return Err(Error::invalid_input(format!(
+            "Unsupported storage scheme '{scheme}://' in '{uri}'; expected file://, memory:// or a path"
+        )));
+    }
+    let path = PathBuf::from(trimmed);
+    let absolute = if path.is_absolute() {
+        path
+    } else {
+        std::env::current_dir()
+            .map_err(|e| Error::io(format!("Cannot resolve relative root '{uri}': {e}")))?
+            .join(path)
+    };
+    local_root(uri, absolute)
+}
+
+fn local_root(uri: &str, path: PathBuf) -> Result<RootLocation> {
+    // Normalise away `.` and resolve `..` lexically so that the root is a
+    // plain absolute directory; object_store refuses `..` segments anyway.
+    let mut clean = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::ParentDir => {
+                if !clean.pop() {
+                    return Err(Error::invalid_input(format!(
+                        "Storage root '{uri}' escapes the filesystem root"
+                    )));
+                }
+            }
+            Component::CurDir => {}
+            other => clean.push(other.as_os_str()),
+        }
+    }
+    if clean.parent().is_none() && clean == FsPath::new("/") {
+        return Err(Error::invalid_input(format!(
+            "Storage root '{uri}' is the filesystem root; choose a directory"
+        )));
+    }
+    Ok(RootLocation::Local(clean))
+}
+
+fn check_segments<'a>(uri: &str, segments: impl Iterator<Item = &'a str>) -> Result<()> {
+    for segment in segments {
+        if segment == "." || segment == ".." {
+            return Err(Error::invalid_input(format!(
+                "Storage root '{uri}' must not contain '.' or '..' segments"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = s.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorCode;
+
+    #[test]
+    fn file_uri_and_plain_path_reach_the_same_directory() {
+        assert_eq!(
+            parse_root_uri("file:///tmp/a/b").unwrap(),
+            RootLocation::Local("/tmp/a/b".into())
+        );
+        assert_eq!(parse_root_uri("/tmp/a/b").unwrap(), RootLocation::Local("/tmp/a/b".into()));
+        assert_eq!(
+            parse_root_uri("file:///tmp/with%20space").unwrap(),
+            RootLocation::Local("/tmp/with space".into())
+        );
+    }
+
+    #[test]
+    fn relative_plain_path_resolves_against_cwd() {
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(parse_root_uri("data").unwrap(), RootLocation::Local(cwd.join("data")));
+    }
+
+    #[test]
+    fn memory_uri_has_a_name_and_optional_prefix() {
+        assert_eq!(
+            parse_root_uri("memory://t1/a/b/").unwrap(),
+            RootLocation::Memory { name: "t1".into(), prefix: "a/b".into() }
+        );
+        assert_eq!(
+            parse_root_uri("memory://t1").unwrap(),
+            RootLocation::Memory { name: "t1".into(), prefix: "".into() }
+        );
+    }
+
+    #[test]
+    fn bad_roots_are_invalid_input() {
+        for uri in [
+            "",
+            "   ",
+            "file://relative/dir",
+            "ftp://host/x",
+            "memory://",
+            "memory://x/../y",
+            "/..",
+            "/",
+            "file:///bad%zz",
+        ] {
+            let err = parse_root_uri(uri).expect_err(uri);
+            assert_eq!(err.code(), ErrorCode::InvalidInput, "{uri}: {err}");
+        }
+    }
+}

@@ -1,0 +1,221 @@
+//! The appender owns the WAL tip for one writer epoch. Every entry is a
+//! create-if-absent write, so two writers can never both land an entry at
+//! the same position; the loser learns whether it was fenced by reading
+//! the manifest.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::codec::encode_fence_sentinel;
+use super::discover::next_free_position;
+use crate::error::{Error, ErrorCode, Result};
+use crate::layout::ShardLayout;
+use crate::manifest::ManifestStore;
+use crate::store::{CreateOutcome, StorageRoot};
+
+/// Give up re-discovering the tip after this many lost races. With a
+/// fence sentinel in place only our own lost acknowledgements can collide,
+/// so reaching it means something outside the protocol is writing.
+const MAX_POSITION_CONFLICTS: usize = 64;
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// How transient store errors are retried at one position.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub max_retries: u32,
+    pub base_delay: Duration,
+}
+
+impl RetryPolicy {
+    fn delay(&self, attempt: u32) -> Duration {
+        let factor = 1u32.checked_shl(attempt.saturating_sub(1)).unwrap_or(u32::MAX);
+        self.base_delay.saturating_mul(factor).min(MAX_BACKOFF)
+    }
+}
+
+enum Slot {
+    Ours,
+    Taken,
+}
+
+/// Appends entries for one epoch at dense, increasing positions.
+#[derive(Debug)]
+pub struct WalAppender {
+    root: StorageRoot,
+    layout: ShardLayout,
+    manifests: ManifestStore,
+    epoch: u64,
+    next_position: u64,
+    retry: RetryPolicy,
+}
+
+impl WalAppender {
+    /// Find the tip (starting from `hint`, a position believed to exist)
+    /// and prepare to append after it.
+    pub async fn open(
+        root: StorageRoot,
+        manifests: ManifestStore,
+        epoch: u64,
+        hint: u64,
+        retry: RetryPolicy,
+    ) -> Result<Self> {
+        let layout = manifests.layout().clone();
+        let next_position = next_free_position(&root, &layout, hint).await?;
+        Ok(Self { root, layout, manifests, epoch, next_position, retry })
+    }
+
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// The position the next entry will try first.
+    pub fn next_position(&self) -> u64 {
+        self.next_position
+    }
+
+    /// Write the data-less entry that fences every older epoch: their next
+    /// append collides with it and finds our epoch in the manifest.
+    pub async fn write_fence_sentinel(&mut self) -> Result<u64> {
+        self.append(encode_fence_sentinel(self.epoch)).await
+    }
+
+    /// Append one encoded entry; returns its position.
+    ///
+    /// A taken position means either a newer epoch (FENCED) or that the tip
+    /// moved, in which case the tip is found again. Store errors retry the
+    /// same position with backoff; when retries run out the error is
+    /// returned and the caller must treat the writer as poisoned.
+    pub async fn append(&mut self, entry: Bytes) -> Result<u64> {
+        let mut conflicts = 0;
+        loop {
+            let position = self.next_position;
+            match self.create_at(position, &entry).await? {
+                Slot::Ours => {
+                    self.next_position = position + 1;
+                    return Ok(position);
+                }
+                Slot::Taken => {
+                    self.manifests.check_fenced(self.epoch).await?;
+                    conflicts += 1;
+                    if conflicts > MAX_POSITION_CONFLICTS {
+                        return Err(Error::io(format!(
+                            "WAL append lost {MAX_POSITION_CONFLICTS} position races in a row at epoch {}; \
+                             another process is writing this shard's WAL without claiming it",
+                            self.epoch
+                        ))
+                        .with_shard(self.layout.shard_id()));
+                    }
+                    self.next_position = next_free_position(&self.root, &self.layout, position).await?;
+                }
+            }
+        }
+    }
+
+    async fn create_at(&self, position: u64, entry: &Bytes) -> Result<Slot> {
+        let path = self.root.path(&self.layout.wal_entry(position));
+        let mut failures = 0u32;
+        loop {
+            let error = match self.root.put_if_absent(&path, entry.clone()).await {
+                Ok(CreateOutcome::Created) => return Ok(Slot::Ours),
+                Ok(CreateOutcome::AlreadyExists) if failures == 0 => return Ok(Slot::Taken),
+                // An earlier attempt failed ambiguously and may have landed.
+                Ok(CreateOutcome::AlreadyExists) => return self.whose(&path, entry).await,
+                Err(err) => err,
+            };
+            failures += 1;
+            // The failed write may still have landed: look before retrying.
+            if let Ok(Some(stored)) = self.root.get(&path).await {
+                return Ok(if &stored == entry { Slot::Ours } else { Slot::Taken });
+            }
+            if failures > self.retry.max_retries {
+                let code = if error.code() == ErrorCode::NotFound { ErrorCode::Io } else { error.code() };
+                return Err(Error::new(
+                    code,
+                    format!(
+                        "WAL append at position {position} failed after {} attempts; \
+                         the writer is poisoned and must be reopened: {}",
+                        failures,
+                        error.message()
+                    ),
+                )
+                .with_shard(self.layout.shard_id()));
+            }
+            tracing::warn!(
+                shard = %self.layout.shard_id(),
+                position,
+                attempt = failures,
+                "WAL append failed, retrying: {error}"
+            );
+            tokio::time::sleep(self.retry.delay(failures)).await;
+        }
+    }
+
+    async fn whose(&self, path: &object_store::path::Path, entry: &Bytes) -> Result<Slot> {
+        match self.root.get(path).await? {
+            Some(stored) if &stored == entry => Ok(Slot::Ours),
+            _ => Ok(Slot::Taken),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wal::codec::decode_entry;
+
+    async fn setup(name: &str) -> (StorageRoot, ManifestStore) {
+        let root = StorageRoot::open(&format!("memory://{name}")).unwrap();
+        let manifests = ManifestStore::new(root.clone(), ShardLayout::new(uuid::Uuid::new_v4()), 2);
+        (root, manifests)
+    }
+
+    const RETRY: RetryPolicy = RetryPolicy { max_retries: 2, base_delay: Duration::from_millis(1) };
+
+    #[tokio::test]
+    async fn appends_are_dense_from_one() {
+        let (root, manifests) = setup("app-dense").await;
+        let epoch = manifests.claim_epoch(0).await.unwrap().writer_epoch;
+        let mut app = WalAppender::open(root, manifests, epoch, 0, RETRY).await.unwrap();
+        for expected in 1..=3 {
+            assert_eq!(app.append(encode_fence_sentinel(epoch)).await.unwrap(), expected);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_newer_epoch_sentinel_fences_the_old_appender() {
+        let (root, manifests) = setup("app-fence").await;
+        let old_epoch = manifests.claim_epoch(0).await.unwrap().writer_epoch;
+        let mut old = WalAppender::open(root.clone(), manifests.clone(), old_epoch, 0, RETRY).await.unwrap();
+        assert_eq!(old.append(encode_fence_sentinel(old_epoch)).await.unwrap(), 1);
+
+        let new_epoch = manifests.claim_epoch(0).await.unwrap().writer_epoch;
+        let mut new = WalAppender::open(root.clone(), manifests.clone(), new_epoch, 0, RETRY).await.unwrap();
+        assert_eq!(new.write_fence_sentinel().await.unwrap(), 2);
+
+        let err = old.append(encode_fence_sentinel(old_epoch)).await.unwrap_err();
+        assert_eq!(err.code(), ErrorCode::Fenced);
+        assert!(err.message().starts_with("Writer fenced: local epoch 1 < stored epoch 2"), "{err}");
+        let stored = root.get(&root.path(&manifests.layout().wal_entry(2))).await.unwrap().unwrap();
+        assert_eq!(decode_entry(2, stored).unwrap().epoch, new_epoch);
+    }
+
+    #[tokio::test]
+    async fn a_stale_tip_is_rediscovered_within_the_same_epoch() {
+        let (root, manifests) = setup("app-stale").await;
+        let epoch = manifests.claim_epoch(0).await.unwrap().writer_epoch;
+        let mut a = WalAppender::open(root.clone(), manifests.clone(), epoch, 0, RETRY).await.unwrap();
+        let mut b = WalAppender::open(root.clone(), manifests.clone(), epoch, 0, RETRY).await.unwrap();
+        assert_eq!(a.append(encode_fence_sentinel(epoch)).await.unwrap(), 1);
+        assert_eq!(b.append(encode_fence_sentinel(epoch)).await.unwrap(), 2);
+    }
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        let p = RetryPolicy { max_retries: 10, base_delay: Duration::from_millis(50) };
+        assert_eq!(p.delay(1), Duration::from_millis(50));
+        assert_eq!(p.delay(2), Duration::from_millis(100));
+        assert_eq!(p.delay(3), Duration::from_millis(200));
+        assert_eq!(p.delay(30), MAX_BACKOFF);
+    }
+}

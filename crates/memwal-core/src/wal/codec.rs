@@ -1,0 +1,242 @@
+//! WAL entry encoding: one Arrow IPC *stream* per entry (schema, batches,
+//! end-of-stream marker) whose schema metadata carries the writer's epoch.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
+use arrow_buffer::Buffer;
+use arrow_ipc::reader::StreamDecoder;
+use arrow_ipc::writer::StreamWriter;
+use arrow_schema::{Schema, SchemaRef};
+use bytes::Bytes;
+
+use crate::error::{Error, Result};
+
+/// Schema metadata key holding the writer epoch as a decimal string.
+pub const WRITER_EPOCH_KEY: &str = "writer_epoch";
+/// Schema metadata key marking a data-less fence entry.
+pub const FENCE_SENTINEL_KEY: &str = "fence_sentinel";
+/// Hidden delete-marker column that Lance-era entries may carry.
+pub const TOMBSTONE_COLUMN: &str = "_tombstone";
+
+/// The IPC end-of-stream marker: continuation token then a zero length.
+const END_OF_STREAM: [u8; 8] = [0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0, 0];
+
+/// A decoded WAL entry.
+#[derive(Debug, Clone)]
+pub struct WalEntry {
+    pub position: u64,
+    pub epoch: u64,
+    /// The entry's schema with the WAL bookkeeping keys removed.
+    pub schema: SchemaRef,
+    pub batches: Vec<RecordBatch>,
+    pub fence_sentinel: bool,
+}
+
+impl WalEntry {
+    pub fn num_rows(&self) -> usize {
+        self.batches.iter().map(RecordBatch::num_rows).sum()
+    }
+}
+
+/// Encode `batches` (all sharing `schema`'s fields) as one entry for `epoch`.
+pub fn encode_entry(epoch: u64, schema: &Schema, batches: &[RecordBatch]) -> Result<Bytes> {
+    if batches.is_empty() {
+        return Err(Error::invalid_input("Cannot write empty batch list"));
+    }
+    let mut metadata = schema.metadata().clone();
+    metadata.insert(WRITER_EPOCH_KEY.to_string(), epoch.to_string());
+    let entry_schema = Schema::new_with_metadata(schema.fields().clone(), metadata);
+    let body: usize = batches.iter().map(RecordBatch::get_array_memory_size).sum();
+    let mut out = Vec::with_capacity(body + 1024);
+    let mut writer = StreamWriter::try_new(&mut out, &entry_schema)
+        .map_err(|e| Error::internal(format!("Cannot start WAL entry: {e}")))?;
+    for batch in batches {
+        writer
+            .write(batch)
+            .map_err(|e| Error::internal(format!("Cannot encode WAL batch: {e}")))?;
+    }
+    writer
+        .finish()
+        .map_err(|e| Error::internal(format!("Cannot finish WAL entry: {e}")))?;
+    drop(writer);
+    Ok(Bytes::from(out))
+}
+
+/// The data-less entry a new writer puts at the WAL tip to fence older epochs.
+pub fn encode_fence_sentinel(epoch: u64) -> Bytes {
+    let metadata = HashMap::from([
+        (WRITER_EPOCH_KEY.to_string(), epoch.to_string()),
+        (FENCE_SENTINEL_KEY.to_string(), "true".to_string()),
+    ]);
+    let schema = Schema::new_with_metadata(Vec::<arrow_schema::Field>::new(), metadata);
+    let mut out = Vec::with_capacity(256);
+    let mut writer = StreamWriter::try_new(&mut out, &schema).expect("empty schema always encodes");
+    writer.finish().expect("empty stream always finishes");
+    drop(writer);
+    Bytes::from(out)
+}
+
+/// Decode the entry stored at `position`. Anything that is not a complete,
+/// well-formed stream with a numeric epoch is `CORRUPT`.
+pub fn decode_entry(position: u64, bytes: Bytes) -> Result<WalEntry> {
+    let corrupt = |what: String| Error::corrupt(format!("WAL entry at position {position} is corrupt: {what}"));
+    if !bytes.ends_with(&END_OF_STREAM) {
+        return Err(corrupt(format!(
+            "truncated ({} bytes, no end-of-stream marker)",
+            bytes.len()
+        )));
+    }
+    let mut buffer = Buffer::from(bytes);
+    let mut decoder = StreamDecoder::new();
+    let mut batches = Vec::new();
+    loop {
+        match decoder.decode(&mut buffer) {
+            Ok(Some(batch)) => batches.push(batch),
+            Ok(None) => break,
+            Err(e) => return Err(corrupt(e.to_string())),
+        }
+    }
+    if !buffer.is_empty() {
+        return Err(corrupt(format!("{} bytes after the end-of-stream marker", buffer.len())));
+    }
+    decoder.finish().map_err(|e| corrupt(e.to_string()))?;
+    let raw_schema = decoder
+        .schema()
+        .ok_or_else(|| corrupt("no schema message".to_string()))?;
+    let mut metadata = raw_schema.metadata().clone();
+    let epoch_text = metadata
+        .remove(WRITER_EPOCH_KEY)
+        .ok_or_else(|| corrupt(format!("missing '{WRITER_EPOCH_KEY}' metadata")))?;
+    let epoch = epoch_text
+        .parse::<u64>()
+        .map_err(|_| corrupt(format!("non-numeric writer_epoch '{epoch_text}'")))?;
+    let fence_sentinel = metadata
+        .remove(FENCE_SENTINEL_KEY)
+        .is_some_and(|v| v == "true");
+    let schema = Arc::new(Schema::new_with_metadata(raw_schema.fields().clone(), metadata));
+    let batches = batches
+        .into_iter()
+        .map(|batch| {
+            RecordBatch::try_new(schema.clone(), batch.columns().to_vec())
+                .map_err(|e| corrupt(e.to_string()))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(WalEntry { position, epoch, schema, batches, fence_sentinel })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorCode;
+    use arrow_array::{BooleanArray, Int64Array, StringArray};
+    use arrow_schema::{DataType, Field};
+
+    fn schema() -> Arc<Schema> {
+        Arc::new(Schema::new_with_metadata(
+            vec![
+                Field::new("id", DataType::Int64, false),
+                Field::new("name", DataType::Utf8, true),
+            ],
+            HashMap::from([("app".to_string(), "demo".to_string())]),
+        ))
+    }
+
+    fn batch(ids: &[i64]) -> RecordBatch {
+        let names: Vec<Option<String>> = ids.iter().map(|i| Some(format!("n{i}"))).collect();
+        RecordBatch::try_new(
+            schema(),
+            vec![
+                Arc::new(Int64Array::from(ids.to_vec())),
+                Arc::new(StringArray::from(names)),
+            ],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn entry_round_trips_with_epoch_and_order() {
+        let bytes = encode_entry(7, &schema(), &[batch(&[1, 2]), batch(&[3])]).unwrap();
+        let entry = decode_entry(4, bytes).unwrap();
+        assert_eq!(entry.position, 4);
+        assert_eq!(entry.epoch, 7);
+        assert!(!entry.fence_sentinel);
+        assert_eq!(entry.batches, vec![batch(&[1, 2]), batch(&[3])]);
+        assert_eq!(entry.schema.metadata().get(WRITER_EPOCH_KEY), None);
+        assert_eq!(entry.schema.metadata().get("app").map(String::as_str), Some("demo"));
+    }
+
+    #[test]
+    fn fence_sentinel_has_no_fields_and_no_batches() {
+        let entry = decode_entry(9, encode_fence_sentinel(3)).unwrap();
+        assert!(entry.fence_sentinel);
+        assert_eq!(entry.epoch, 3);
+        assert!(entry.batches.is_empty());
+        assert!(entry.schema.fields().is_empty());
+    }
+
+    #[test]
+    fn every_truncation_is_corrupt() {
+        let bytes = encode_entry(1, &schema(), &[batch(&[1, 2, 3])]).unwrap();
+        for len in 0..bytes.len() {
+            let err = decode_entry(2, bytes.slice(0..len)).expect_err("truncated entry decoded");
+            assert_eq!(err.code(), ErrorCode::Corrupt, "len {len}: {err}");
+            assert!(err.message().contains("position 2"), "{err}");
+        }
+    }
+
+    #[test]
+    fn garbage_and_trailing_bytes_are_corrupt() {
+        let garbage = Bytes::from_static(b"definitely not arrow\xff\xff\xff\xff\0\0\0\0");
+        assert_eq!(decode_entry(1, garbage).unwrap_err().code(), ErrorCode::Corrupt);
+        let good = encode_entry(1, &schema(), &[batch(&[1])]).unwrap();
+        let mut doubled = good.to_vec();
+        doubled.extend_from_slice(&good);
+        assert_eq!(decode_entry(1, Bytes::from(doubled)).unwrap_err().code(), ErrorCode::Corrupt);
+    }
+
+    #[test]
+    fn epoch_must_be_present_and_numeric() {
+        for epoch in [None, Some("x12"), Some("-1")] {
+            let mut metadata = HashMap::new();
+            if let Some(e) = epoch {
+                metadata.insert(WRITER_EPOCH_KEY.to_string(), e.to_string());
+            }
+            let s = Schema::new_with_metadata(schema().fields().clone(), metadata);
+            let mut out = Vec::new();
+            let mut w = StreamWriter::try_new(&mut out, &s).unwrap();
+            w.write(&batch(&[1])).unwrap();
+            w.finish().unwrap();
+            drop(w);
+            let err = decode_entry(1, Bytes::from(out)).unwrap_err();
+            assert_eq!(err.code(), ErrorCode::Corrupt, "{epoch:?}");
+        }
+    }
+
+    #[test]
+    fn lance_tombstone_column_is_accepted() {
+        let s = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new(TOMBSTONE_COLUMN, DataType::Boolean, false),
+        ]));
+        let b = RecordBatch::try_new(
+            s.clone(),
+            vec![
+                Arc::new(Int64Array::from(vec![1, 2])),
+                Arc::new(BooleanArray::from(vec![false, true])),
+            ],
+        )
+        .unwrap();
+        let entry = decode_entry(1, encode_entry(2, &s, &[b.clone()]).unwrap()).unwrap();
+        assert_eq!(entry.batches[0].column(1), b.column(1));
+    }
+
+    #[test]
+    fn empty_batch_list_is_rejected() {
+        assert_eq!(
+            encode_entry(1, &schema(), &[]).unwrap_err().message(),
+            "Cannot write empty batch list"
+        );
+    }
+}

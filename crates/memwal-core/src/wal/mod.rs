@@ -1,0 +1,18 @@
+//! The write-ahead log: entry codec, object names, the appender that owns
+//! the tip for one epoch, and the tailer that reads entries back.
+
+pub mod appender;
+pub mod codec;
+pub mod discover;
+pub mod names;
+pub mod tailer;
+
+pub use appender::{RetryPolicy, WalAppender};
+pub use codec::{decode_entry, encode_entry, encode_fence_sentinel, WalEntry};
+pub use tailer::WalTailer;
+
+/// File extension of WAL entries (the content is an IPC *stream*).
+pub const WAL_EXT: &str = "arrow";
+
+/// First position of every WAL; 0 means "nothing".
+pub const FIRST_POSITION: u64 = 1;

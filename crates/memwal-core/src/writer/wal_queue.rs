@@ -1,0 +1,311 @@
+//! The group-commit queue between `put` and the WAL.
+//!
+//! Puts push batches and get writer-global batch positions; one background
+//! task turns everything queued into as few WAL entries as it can. A
+//! durable put wakes the task at once (no timer): if an append is already
+//! in flight, the put's batches ride in the next entry together with every
+//! other put that arrived meanwhile. Batches leave the queue only after
+//! their entry is persisted, so a failed append loses nothing queued.
+
+use std::collections::VecDeque;
+use std::ops::Range;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
+use tokio::sync::{watch, Notify};
+use tokio::time::Instant;
+
+use super::stats::WriterCounters;
+use crate::error::{Error, Result};
+use crate::wal::{encode_entry, WalAppender};
+
+/// When the queue appends on its own.
+#[derive(Debug, Clone, Copy)]
+pub struct QueueTriggers {
+    /// Unsent bytes that trigger an append; also the soft cap of one entry.
+    pub size: u64,
+    /// Longest wait of a queued non-durable batch; `None` = no timer.
+    pub interval: Option<Duration>,
+}
+
+/// What the queue has achieved so far; watched by waiting puts.
+#[derive(Debug, Clone, Default)]
+pub struct Progress {
+    /// Batches `[0, durable)` are persisted in the WAL.
+    pub durable: u64,
+    /// WAL entries this writer has written (fence sentinel excluded).
+    pub entries_written: u64,
+    /// Position of the newest entry this writer wrote, 0 if none.
+    pub last_entry_position: u64,
+    /// Next WAL position the appender will try.
+    pub next_entry_position: u64,
+    /// Set once an append failed for good; the writer is poisoned.
+    pub failure: Option<Error>,
+    /// The background task has exited.
+    pub stopped: bool,
+}
+
+struct Queued {
+    batch: RecordBatch,
+    bytes: u64,
+    at: Instant,
+}
+
+#[derive(Default)]
+struct State {
+    queued: VecDeque<Queued>,
+    /// Bytes of every queued batch, including the in-flight ones.
+    queued_bytes: u64,
+    in_flight: usize,
+    in_flight_bytes: u64,
+    next_position: u64,
+    urgent: bool,
+    closing: bool,
+    aborted: bool,
+}
+
+enum Action {
+    Append(Vec<RecordBatch>),
+    Wait(Option<Instant>),
+    Exit,
+}
+
+/// Snapshot of the queue for `walStats()`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueStats {
+    pub pending_batches: u64,
+    pub pending_bytes: u64,
+    pub next_batch_position: u64,
+    pub durable_batch_position: u64,
+}
+
+pub struct WalQueue {
+    state: Mutex<State>,
+    wake: Notify,
+    progress: watch::Sender<Progress>,
+    triggers: QueueTriggers,
+}
+
+impl WalQueue {
+    /// A queue whose first batch gets position `first_position` and whose
+    /// appender will start at WAL position `next_entry_position`.
+    pub fn new(first_position: u64, next_entry_position: u64, triggers: QueueTriggers) -> Arc<Self> {
+        let progress = Progress {
+            durable: first_position,
+            next_entry_position,
+            ..Default::default()
+        };
+        Arc::new(Self {
+            state: Mutex::new(State { next_position: first_position, ..Default::default() }),
+            wake: Notify::new(),
+            progress: watch::Sender::new(progress),
+            triggers,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding this lock cannot leave it half-updated in a
+        // way that loses batches, so keep serving after poisoning.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn progress(&self) -> Progress {
+        self.progress.borrow().clone()
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<Progress> {
+        self.progress.subscribe()
+    }
+
+    /// The error that poisoned the queue, if any.
+    pub fn failure(&self) -> Option<Error> {
+        self.progress.borrow().failure.clone()
+    }
+
+    pub fn stats(&self) -> QueueStats {
+        let state = self.lock();
+        QueueStats {
+            pending_batches: state.queued.len() as u64,
+            pending_bytes: state.queued_bytes,
+            next_batch_position: state.next_position,
+            durable_batch_position: self.progress.borrow().durable,
+        }
+    }
+
+    pub fn queued_bytes(&self) -> u64 {
+        self.lock().queued_bytes
+    }
+
+    /// Queue `batches` as one put; `urgent` asks for an append right away.
+    pub fn push(&self, batches: Vec<RecordBatch>, urgent: bool) -> Result<Range<u64>> {
+        if let Some(err) = self.failure() {
+            return Err(err);
+        }
+        let now = Instant::now();
+        let mut state = self.lock();
+        if state.closing || state.aborted {
+            return Err(Error::closed());
+        }
+        let was_idle = state.queued.len() == state.in_flight;
+        let start = state.next_position;
+        for batch in batches {
+            let bytes = batch.get_array_memory_size() as u64;
+            state.queued_bytes += bytes;
+            state.queued.push_back(Queued { batch, bytes, at: now });
+            state.next_position += 1;
+        }
+        let range = start..state.next_position;
+        let unsent = state.queued_bytes - state.in_flight_bytes;
+        if urgent || unsent >= self.triggers.size {
+            state.urgent = true;
+            drop(state);
+            self.wake.notify_one();
+        } else if was_idle && self.triggers.interval.is_some() {
+            // The first unsent batch starts the timer.
+            drop(state);
+            self.wake.notify_one();
+        }
+        Ok(range)
+    }
+
+    /// Ask for an append of everything queued, now.
+    pub fn flush_now(&self) {
+        self.lock().urgent = true;
+        self.wake.notify_one();
+    }
+
+    /// Stop accepting batches; the task appends what is queued, then exits.
+    pub fn close(&self) {
+        let mut state = self.lock();
+        state.closing = true;
+        state.urgent = true;
+        drop(state);
+        self.wake.notify_one();
+    }
+
+    /// Stop the task without appending (the writer was dropped unclosed).
+    pub fn abort(&self) {
+        self.lock().aborted = true;
+        self.wake.notify_one();
+    }
+
+    /// Resolve once batches `[.., end)` are persisted.
+    pub async fn wait_durable(&self, end: u64) -> Result<()> {
+        let mut rx = self.progress.subscribe();
+        let progress = rx
+            .wait_for(|p| p.durable >= end || p.failure.is_some() || p.stopped)
+            .await
+            .map_err(|_| Error::internal("WAL task ended unexpectedly"))?
+            .clone();
+        if progress.durable >= end {
+            Ok(())
+        } else if let Some(err) = progress.failure {
+            Err(err)
+        } else {
+            Err(Error::closed())
+        }
+    }
+
+    fn decide(&self) -> Action {
+        let mut state = self.lock();
+        if state.aborted {
+            return Action::Exit;
+        }
+        if state.queued.is_empty() {
+            return if state.closing { Action::Exit } else { Action::Wait(None) };
+        }
+        let due = state.urgent
+            || self
+                .triggers
+                .interval
+                .is_some_and(|interval| Instant::now() >= state.queued[0].at + interval);
+        if !due {
+            let deadline = self.triggers.interval.map(|interval| state.queued[0].at + interval);
+            return Action::Wait(deadline);
+        }
+        let mut bytes = 0;
+        let mut batches = Vec::new();
+        for queued in &state.queued {
+            if !batches.is_empty() && bytes + queued.bytes > self.triggers.size {
+                break;
+            }
+            bytes += queued.bytes;
+            batches.push(queued.batch.clone());
+        }
+        state.in_flight = batches.len();
+        state.in_flight_bytes = bytes;
+        if state.in_flight == state.queued.len() {
+            state.urgent = false;
+        }
+        Action::Append(batches)
+    }
+
+    fn complete(&self, entry_position: u64) {
+        let mut state = self.lock();
+        let done = state.in_flight;
+        state.queued.drain(..done);
+        state.queued_bytes -= state.in_flight_bytes;
+        state.in_flight = 0;
+        state.in_flight_bytes = 0;
+        let durable = state.next_position - state.queued.len() as u64;
+        // Publish while holding the lock so `durable` never runs ahead of the queue.
+        self.progress.send_modify(|p| {
+            p.durable = durable;
+            p.entries_written += 1;
+            p.last_entry_position = entry_position;
+            p.next_entry_position = entry_position + 1;
+        });
+    }
+
+    fn fail(&self, err: Error) {
+        let mut state = self.lock();
+        state.in_flight = 0;
+        state.in_flight_bytes = 0;
+        self.progress.send_modify(|p| p.failure = Some(err));
+    }
+
+    /// The background task: append whatever is due until closed or poisoned.
+    pub async fn run(self: Arc<Self>, mut appender: WalAppender, schema: SchemaRef, counters: Arc<WriterCounters>) {
+        loop {
+            match self.decide() {
+                Action::Exit => break,
+                Action::Wait(None) => self.wake.notified().await,
+                Action::Wait(Some(deadline)) => {
+                    tokio::select! {
+                        _ = self.wake.notified() => {}
+                        _ = tokio::time::sleep_until(deadline) => {}
+                    }
+                }
+                Action::Append(batches) => {
+                    let started = std::time::Instant::now();
+                    let result = match encode_entry(appender.epoch(), &schema, &batches) {
+                        Ok(entry) => {
+                            let len = entry.len() as u64;
+                            let io_started = std::time::Instant::now();
+                            let appended = appender.append(entry).await;
+                            WriterCounters::add_time(&counters.wal_io_time_ns, io_started.elapsed());
+                            appended.map(|position| (position, len))
+                        }
+                        Err(err) => Err(err),
+                    };
+                    match result {
+                        Ok((position, len)) => {
+                            self.complete(position);
+                            WriterCounters::add(&counters.wal_flush_count, 1);
+                            WriterCounters::add(&counters.wal_flush_bytes, len);
+                            WriterCounters::add_time(&counters.wal_flush_time_ns, started.elapsed());
+                        }
+                        Err(err) => {
+                            tracing::error!("WAL append failed, writer poisoned: {err}");
+                            self.fail(err);
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        self.progress.send_modify(|p| p.stopped = true);
+    }
+}
