@@ -104,7 +104,9 @@ impl Error {
     pub fn wal_only_mode(what: &str) -> Self {
         Self::new(
             ErrorCode::WalOnlyMode,
-            format!("{what} is not available: the writer runs in WAL-only mode (enableMemtable: false)"),
+            format!(
+                "{what} is not available: the writer runs in WAL-only mode (enableMemtable: false)"
+            ),
         )
     }
 

@@ -15,7 +15,10 @@ pub struct ShardLayout {
 impl ShardLayout {
     pub fn new(shard_id: uuid::Uuid) -> Self {
         let shard_dir = format!("{MEM_WAL_DIR}/{}", shard_id.as_hyphenated());
-        Self { shard_id, shard_dir }
+        Self {
+            shard_id,
+            shard_dir,
+        }
     }
 
     pub fn shard_id(&self) -> uuid::Uuid {
@@ -39,7 +42,11 @@ impl ShardLayout {
 
     /// `_mem_wal/<shard_id>/wal/<bitrev(position)>.arrow`
     pub fn wal_entry(&self, position: u64) -> String {
-        format!("{}/wal/{}", self.shard_dir, bit_reversed_name(position, crate::wal::WAL_EXT))
+        format!(
+            "{}/wal/{}",
+            self.shard_dir,
+            bit_reversed_name(position, crate::wal::WAL_EXT)
+        )
     }
 }
 
@@ -53,7 +60,9 @@ pub fn parse_shard_id(text: &str) -> crate::error::Result<uuid::Uuid> {
         ))
     })?;
     if id.is_nil() {
-        return Err(crate::error::Error::invalid_config("shardId must not be the nil UUID"));
+        return Err(crate::error::Error::invalid_config(
+            "shardId must not be the nil UUID",
+        ));
     }
     Ok(id)
 }
@@ -66,17 +75,29 @@ mod tests {
     fn paths_follow_the_spec_layout() {
         let id = uuid::Uuid::parse_str("3F2504E0-4F89-41D3-9A0C-0305E82C3301").unwrap();
         let layout = ShardLayout::new(id);
-        assert_eq!(layout.shard_dir(), "_mem_wal/3f2504e0-4f89-41d3-9a0c-0305e82c3301");
+        assert_eq!(
+            layout.shard_dir(),
+            "_mem_wal/3f2504e0-4f89-41d3-9a0c-0305e82c3301"
+        );
         assert_eq!(
             layout.wal_entry(1),
-            format!("_mem_wal/3f2504e0-4f89-41d3-9a0c-0305e82c3301/wal/1{}.arrow", "0".repeat(63))
+            format!(
+                "_mem_wal/3f2504e0-4f89-41d3-9a0c-0305e82c3301/wal/1{}.arrow",
+                "0".repeat(63)
+            )
         );
     }
 
     #[test]
     fn shard_ids_must_be_uuids() {
         assert!(parse_shard_id("3f2504e0-4f89-41d3-9a0c-0305e82c3301").is_ok());
-        for bad in ["", "../etc", "3f2504e0", "00000000-0000-0000-0000-000000000000", "a/b"] {
+        for bad in [
+            "",
+            "../etc",
+            "3f2504e0",
+            "00000000-0000-0000-0000-000000000000",
+            "a/b",
+        ] {
             assert!(parse_shard_id(bad).is_err(), "{bad}");
         }
     }

@@ -43,14 +43,21 @@ async fn two_durable_puts_become_entries_one_and_two() {
     writer.close().await.unwrap();
 
     let all = entries(&root, writer.shard_id()).await;
-    assert_eq!(all.iter().map(|e| e.position).collect::<Vec<_>>(), vec![1, 2]);
+    assert_eq!(
+        all.iter().map(|e| e.position).collect::<Vec<_>>(),
+        vec![1, 2]
+    );
     assert!(all.iter().all(|e| e.epoch == 1 && !e.fence_sentinel));
     assert_eq!(all[0].batches, vec![batch(0, 3)]);
     assert_eq!(all[1].batches, vec![batch(3, 2)]);
     // Files follow the spec layout on disk.
-    let wal_dir = dir.path().join(format!("_mem_wal/{}/wal", writer.shard_id()));
+    let wal_dir = dir
+        .path()
+        .join(format!("_mem_wal/{}/wal", writer.shard_id()));
     assert!(wal_dir.join(format!("1{}.arrow", "0".repeat(63))).is_file());
-    assert!(wal_dir.join(format!("01{}.arrow", "0".repeat(62))).is_file());
+    assert!(wal_dir
+        .join(format!("01{}.arrow", "0".repeat(62)))
+        .is_file());
 }
 
 #[tokio::test]
@@ -64,14 +71,20 @@ async fn a_reopened_shard_writes_a_sentinel_then_continues_after_it() {
     b.put(vec![batch(1, 1)]).await.unwrap();
     b.close().await.unwrap();
     let all = entries(&root, a.shard_id()).await;
-    let shape: Vec<_> = all.iter().map(|e| (e.position, e.epoch, e.fence_sentinel)).collect();
+    let shape: Vec<_> = all
+        .iter()
+        .map(|e| (e.position, e.epoch, e.fence_sentinel))
+        .collect();
     assert_eq!(shape, vec![(1, 1, false), (2, 2, true), (3, 2, false)]);
 }
 
 #[tokio::test]
 async fn non_durable_puts_without_triggers_are_one_entry_at_close() {
     let root = memory_root("nondurable");
-    let config = ShardWriterConfig { durable_write: false, ..wal_only() };
+    let config = ShardWriterConfig {
+        durable_write: false,
+        ..wal_only()
+    };
     let writer = open(&root, None, config).await;
     for i in 0..10 {
         writer.put(vec![batch(i * 2, 2)]).await.unwrap();
@@ -89,7 +102,11 @@ async fn non_durable_puts_without_triggers_are_one_entry_at_close() {
 async fn the_size_trigger_fires_on_every_crossing() {
     let root = memory_root("size-trigger");
     let one_batch = batch(0, 50).get_array_memory_size() as u64;
-    let config = ShardWriterConfig { durable_write: false, max_wal_buffer_size: one_batch * 2, ..wal_only() };
+    let config = ShardWriterConfig {
+        durable_write: false,
+        max_wal_buffer_size: one_batch * 2,
+        ..wal_only()
+    };
     let writer = open(&root, None, config).await;
     for round in 0..5u64 {
         // Below the threshold: nothing happens.
@@ -98,11 +115,19 @@ async fn the_size_trigger_fires_on_every_crossing() {
         // The second batch crosses it: an append follows, also after earlier drains.
         let second = writer.put(vec![batch(50, 50)]).await.unwrap();
         assert_eq!(second.batch_positions.start, first.batch_positions.end);
-        within("size-triggered append", writer.wait_durable(second.batch_positions.end)).await.unwrap();
+        within(
+            "size-triggered append",
+            writer.wait_durable(second.batch_positions.end),
+        )
+        .await
+        .unwrap();
         assert_eq!(writer.wal_stats().entries_written, round + 1);
     }
     writer.close().await.unwrap();
-    assert_eq!(data_entries(entries(&root, writer.shard_id()).await).len(), 5);
+    assert_eq!(
+        data_entries(entries(&root, writer.shard_id()).await).len(),
+        5
+    );
 }
 
 #[tokio::test]
@@ -115,9 +140,17 @@ async fn the_flush_interval_appends_idle_batches_on_its_own() {
     };
     let writer = open(&root, None, config).await;
     let put = writer.put(vec![batch(0, 5)]).await.unwrap();
-    within("timer-driven append", writer.wait_durable(put.batch_positions.end)).await.unwrap();
+    within(
+        "timer-driven append",
+        writer.wait_durable(put.batch_positions.end),
+    )
+    .await
+    .unwrap();
     assert_eq!(writer.wal_stats().entries_written, 1);
-    assert_eq!(data_entries(entries(&root, writer.shard_id()).await).len(), 1);
+    assert_eq!(
+        data_entries(entries(&root, writer.shard_id()).await).len(),
+        1
+    );
     writer.close().await.unwrap();
 }
 
@@ -140,7 +173,12 @@ async fn concurrent_durable_puts_share_entries_and_resolve_after_them() {
                 for p in 1..tip {
                     let entry = tailer.read_entry(p).await.unwrap().unwrap();
                     let ids = entry.batches.iter().flat_map(|b| {
-                        b.column(0).as_any().downcast_ref::<arrow_array::Int64Array>().unwrap().values().to_vec()
+                        b.column(0)
+                            .as_any()
+                            .downcast_ref::<arrow_array::Int64Array>()
+                            .unwrap()
+                            .values()
+                            .to_vec()
                     });
                     if ids.into_iter().any(|id| id == i) {
                         found = true;
@@ -157,11 +195,18 @@ async fn concurrent_durable_puts_share_entries_and_resolve_after_them() {
     }
     writer.close().await.unwrap();
     positions.sort_by_key(|r| r.start);
-    assert_eq!(positions, (0..puts as u64).map(|p| p..p + 1).collect::<Vec<_>>());
+    assert_eq!(
+        positions,
+        (0..puts as u64).map(|p| p..p + 1).collect::<Vec<_>>()
+    );
     let all = data_entries(entries(&root, writer.shard_id()).await);
     let rows: usize = all.iter().map(|e| e.num_rows()).sum();
     assert_eq!(rows, puts as usize);
-    assert!(all.len() < puts as usize, "{} entries for {puts} puts: no group commit", all.len());
+    assert!(
+        all.len() < puts as usize,
+        "{} entries for {puts} puts: no group commit",
+        all.len()
+    );
     assert_eq!(writer.stats().wal_flush_count as usize, all.len());
 }
 
@@ -179,20 +224,29 @@ async fn a_second_writer_fences_the_first() {
     assert_eq!(err.code(), ErrorCode::Fenced);
     assert_eq!(
         err.message(),
-        format!("Writer fenced: local epoch 1 < stored epoch 2 for shard {}", a.shard_id())
+        format!(
+            "Writer fenced: local epoch 1 < stored epoch 2 for shard {}",
+            a.shard_id()
+        )
     );
     assert_eq!(err.shard_id(), Some(a.shard_id().to_string().as_str()));
     // The rejected batches are still held, not silently dropped.
     assert_eq!(a.wal_stats().pending_batches, 1);
     // The fenced writer stays poisoned.
-    assert_eq!(a.put(vec![batch(200, 1)]).await.unwrap_err().code(), ErrorCode::Fenced);
+    assert_eq!(
+        a.put(vec![batch(200, 1)]).await.unwrap_err().code(),
+        ErrorCode::Fenced
+    );
     assert_eq!(a.close().await.unwrap_err().code(), ErrorCode::Fenced);
 
     b.put(vec![batch(10, 1)]).await.unwrap();
     b.check_fenced().await.unwrap();
     b.close().await.unwrap();
     let all = entries(&root, a.shard_id()).await;
-    let shape: Vec<_> = all.iter().map(|e| (e.epoch, e.fence_sentinel, e.num_rows())).collect();
+    let shape: Vec<_> = all
+        .iter()
+        .map(|e| (e.epoch, e.fence_sentinel, e.num_rows()))
+        .collect();
     assert_eq!(shape, vec![(1, false, 2), (2, true, 0), (2, false, 1)]);
 }
 
@@ -201,7 +255,10 @@ async fn transient_errors_are_retried_at_the_same_position() {
     let inner: Arc<dyn object_store::ObjectStore> = Arc::new(InMemory::new());
     let flaky = Arc::new(FlakyStore::new(inner, "/wal/", 0, FailMode::Refuse));
     let root = StorageRoot::new(flaky.clone(), Path::default(), "memory://flaky-retry");
-    let config = ShardWriterConfig { wal_persist_retry_base_delay: Duration::from_millis(1), ..wal_only() };
+    let config = ShardWriterConfig {
+        wal_persist_retry_base_delay: Duration::from_millis(1),
+        ..wal_only()
+    };
     let writer = open(&root, None, config).await;
     flaky.arm(2);
     writer.put(vec![batch(0, 1)]).await.unwrap();
@@ -227,8 +284,14 @@ async fn exhausted_retries_poison_the_writer_and_keep_the_batches() {
     assert!(err.message().contains("poisoned"), "{err}");
     assert_eq!(writer.wal_stats().pending_batches, 1);
     // Every later call fails with the same cause, reads included.
-    assert_eq!(writer.put(vec![batch(1, 1)]).await.unwrap_err().code(), ErrorCode::Io);
-    assert_eq!(writer.check_fenced().await.unwrap_err().code(), ErrorCode::Io);
+    assert_eq!(
+        writer.put(vec![batch(1, 1)]).await.unwrap_err().code(),
+        ErrorCode::Io
+    );
+    assert_eq!(
+        writer.check_fenced().await.unwrap_err().code(),
+        ErrorCode::Io
+    );
     assert_eq!(writer.manifest().await.unwrap_err().code(), ErrorCode::Io);
     flaky.arm(0);
     // A new writer recovers: nothing was half-written.
@@ -245,14 +308,20 @@ async fn a_write_that_lands_but_reports_an_error_is_not_a_false_fence_or_duplica
     let inner: Arc<dyn object_store::ObjectStore> = Arc::new(InMemory::new());
     let flaky = Arc::new(FlakyStore::new(inner, "/wal/", 0, FailMode::LandThenError));
     let root = StorageRoot::new(flaky.clone(), Path::default(), "memory://flaky-ambiguous");
-    let config = ShardWriterConfig { wal_persist_retry_base_delay: Duration::from_millis(1), ..wal_only() };
+    let config = ShardWriterConfig {
+        wal_persist_retry_base_delay: Duration::from_millis(1),
+        ..wal_only()
+    };
     let writer = open(&root, None, config).await;
     flaky.arm(1);
     writer.put(vec![batch(0, 1)]).await.unwrap();
     writer.put(vec![batch(1, 1)]).await.unwrap();
     writer.close().await.unwrap();
     let data = data_entries(entries(&root, writer.shard_id()).await);
-    assert_eq!(data.iter().map(|e| e.position).collect::<Vec<_>>(), vec![1, 2]);
+    assert_eq!(
+        data.iter().map(|e| e.position).collect::<Vec<_>>(),
+        vec![1, 2]
+    );
     assert_eq!(data[0].batches, vec![batch(0, 1)]);
 }
 
@@ -265,15 +334,27 @@ async fn calls_after_close_are_closed_and_close_is_idempotent() {
     a.unwrap();
     b.unwrap();
     writer.close().await.unwrap();
-    assert_eq!(writer.put(vec![batch(1, 1)]).await.unwrap_err().code(), ErrorCode::Closed);
-    assert_eq!(writer.check_fenced().await.unwrap_err().code(), ErrorCode::Closed);
-    assert_eq!(writer.manifest().await.unwrap_err().code(), ErrorCode::Closed);
+    assert_eq!(
+        writer.put(vec![batch(1, 1)]).await.unwrap_err().code(),
+        ErrorCode::Closed
+    );
+    assert_eq!(
+        writer.check_fenced().await.unwrap_err().code(),
+        ErrorCode::Closed
+    );
+    assert_eq!(
+        writer.manifest().await.unwrap_err().code(),
+        ErrorCode::Closed
+    );
 }
 
 #[tokio::test]
 async fn non_durable_puts_racing_close_are_either_written_or_rejected() {
     let root = memory_root("close-race");
-    let config = ShardWriterConfig { durable_write: false, ..wal_only() };
+    let config = ShardWriterConfig {
+        durable_write: false,
+        ..wal_only()
+    };
     let writer = open(&root, None, config).await;
     let putter = {
         let writer = writer.clone();
@@ -295,7 +376,10 @@ async fn non_durable_puts_racing_close_are_either_written_or_rejected() {
     tokio::task::yield_now().await;
     writer.close().await.unwrap();
     let accepted = putter.await.unwrap();
-    let rows: usize = data_entries(entries(&root, writer.shard_id()).await).iter().map(|e| e.num_rows()).sum();
+    let rows: usize = data_entries(entries(&root, writer.shard_id()).await)
+        .iter()
+        .map(|e| e.num_rows())
+        .sum();
     assert_eq!(rows as u64, accepted);
 }
 
@@ -316,7 +400,10 @@ async fn backpressure_waits_for_the_queue_to_drain() {
     }
     assert!(writer.stats().backpressure_count > 0);
     writer.close().await.unwrap();
-    let rows: usize = data_entries(entries(&root, writer.shard_id()).await).iter().map(|e| e.num_rows()).sum();
+    let rows: usize = data_entries(entries(&root, writer.shard_id()).await)
+        .iter()
+        .map(|e| e.num_rows())
+        .sum();
     assert_eq!(rows, 2000);
 }
 
@@ -325,20 +412,36 @@ async fn bad_puts_get_their_codes_and_leave_the_writer_healthy() {
     let root = memory_root("badput");
     let writer = open(&root, None, wal_only()).await;
     let err = writer.put(vec![]).await.unwrap_err();
-    assert_eq!((err.code(), err.message()), (ErrorCode::InvalidInput, "Cannot write empty batch list"));
+    assert_eq!(
+        (err.code(), err.message()),
+        (ErrorCode::InvalidInput, "Cannot write empty batch list")
+    );
     let empty = arrow_array::RecordBatch::new_empty(schema());
     let err = writer.put(vec![batch(0, 1), empty]).await.unwrap_err();
-    assert_eq!((err.code(), err.message()), (ErrorCode::InvalidInput, "Batch 1 is empty"));
+    assert_eq!(
+        (err.code(), err.message()),
+        (ErrorCode::InvalidInput, "Batch 1 is empty")
+    );
     let other = arrow_array::RecordBatch::try_new(
-        Arc::new(arrow_schema::Schema::new(vec![arrow_schema::Field::new("x", arrow_schema::DataType::Int64, false)])),
+        Arc::new(arrow_schema::Schema::new(vec![arrow_schema::Field::new(
+            "x",
+            arrow_schema::DataType::Int64,
+            false,
+        )])),
         vec![Arc::new(arrow_array::Int64Array::from(vec![1]))],
     )
     .unwrap();
-    assert_eq!(writer.put(vec![other]).await.unwrap_err().code(), ErrorCode::SchemaMismatch);
+    assert_eq!(
+        writer.put(vec![other]).await.unwrap_err().code(),
+        ErrorCode::SchemaMismatch
+    );
     // None of that reached the WAL, and the writer still works.
     writer.put(vec![batch(0, 1)]).await.unwrap();
     writer.close().await.unwrap();
-    assert_eq!(data_entries(entries(&root, writer.shard_id()).await).len(), 1);
+    assert_eq!(
+        data_entries(entries(&root, writer.shard_id()).await).len(),
+        1
+    );
 }
 
 #[tokio::test]
@@ -347,13 +450,29 @@ async fn invalid_configs_fail_before_claiming() {
     let shard = uuid::Uuid::new_v4();
     let healthy = open(&root, Some(shard), wal_only()).await;
     for config in [
-        ShardWriterConfig { max_memtable_batches: 0, ..wal_only() },
-        ShardWriterConfig { max_wal_buffer_size: 0, ..wal_only() },
-        ShardWriterConfig { enable_memtable: true, ..wal_only() },
+        ShardWriterConfig {
+            max_memtable_batches: 0,
+            ..wal_only()
+        },
+        ShardWriterConfig {
+            max_wal_buffer_size: 0,
+            ..wal_only()
+        },
+        ShardWriterConfig {
+            enable_memtable: true,
+            ..wal_only()
+        },
     ] {
-        let err = ShardWriter::open(root.clone(), OpenOptions { shard_id: Some(shard), schema: schema(), config })
-            .await
-            .unwrap_err();
+        let err = ShardWriter::open(
+            root.clone(),
+            OpenOptions {
+                shard_id: Some(shard),
+                schema: schema(),
+                config,
+            },
+        )
+        .await
+        .unwrap_err();
         assert_eq!(err.code(), ErrorCode::InvalidConfig);
     }
     // The healthy writer was not fenced by the doomed opens.
@@ -370,17 +489,37 @@ async fn corrupt_and_truncated_entries_are_reported_with_their_position() {
     writer.put(vec![batch(0, 4)]).await.unwrap();
     writer.close().await.unwrap();
     let layout = ShardLayout::new(writer.shard_id());
-    let good = root.get(&root.path(&layout.wal_entry(1))).await.unwrap().unwrap();
-    root.put(&root.path(&layout.wal_entry(2)), good.slice(0..good.len() / 2)).await.unwrap();
-    root.put(&root.path(&layout.wal_entry(3)), Bytes::from_static(b"garbage")).await.unwrap();
+    let good = root
+        .get(&root.path(&layout.wal_entry(1)))
+        .await
+        .unwrap()
+        .unwrap();
+    root.put(
+        &root.path(&layout.wal_entry(2)),
+        good.slice(0..good.len() / 2),
+    )
+    .await
+    .unwrap();
+    root.put(
+        &root.path(&layout.wal_entry(3)),
+        Bytes::from_static(b"garbage"),
+    )
+    .await
+    .unwrap();
     let tailer = WalTailer::new(root.clone(), writer.shard_id());
     assert!(tailer.read_entry(1).await.unwrap().is_some());
     for position in [2, 3] {
         let err = tailer.read_entry(position).await.unwrap_err();
         assert_eq!(err.code(), ErrorCode::Corrupt);
-        assert!(err.message().contains(&format!("position {position}")), "{err}");
+        assert!(
+            err.message().contains(&format!("position {position}")),
+            "{err}"
+        );
     }
-    assert_eq!(tailer.read_entry(0).await.unwrap_err().code(), ErrorCode::InvalidInput);
+    assert_eq!(
+        tailer.read_entry(0).await.unwrap_err().code(),
+        ErrorCode::InvalidInput
+    );
     assert!(tailer.read_entry(99).await.unwrap().is_none());
 }
 
@@ -390,11 +529,21 @@ async fn a_garbage_manifest_makes_open_fail_cleanly() {
     let writer = open(&root, None, wal_only()).await;
     writer.close().await.unwrap();
     let layout = ShardLayout::new(writer.shard_id());
-    let path = format!("{}/{}", layout.manifest_dir(), memwal_core::wal::names::bit_reversed_name(2, "binpb"));
-    root.put(&root.path(&path), Bytes::from_static(b"\x08\x02\xff\xff")).await.unwrap();
+    let path = format!(
+        "{}/{}",
+        layout.manifest_dir(),
+        memwal_core::wal::names::bit_reversed_name(2, "binpb")
+    );
+    root.put(&root.path(&path), Bytes::from_static(b"\x08\x02\xff\xff"))
+        .await
+        .unwrap();
     let err = ShardWriter::open(
         root.clone(),
-        OpenOptions { shard_id: Some(writer.shard_id()), schema: schema(), config: wal_only() },
+        OpenOptions {
+            shard_id: Some(writer.shard_id()),
+            schema: schema(),
+            config: wal_only(),
+        },
     )
     .await
     .unwrap_err();

@@ -74,7 +74,9 @@ impl ShardManifest {
             current_generation: 1,
             flushed_generations: Vec::new(),
             shard_spec_id,
-            shard_id: Some(Uuid { uuid: shard_id.as_bytes().to_vec() }),
+            shard_id: Some(Uuid {
+                uuid: shard_id.as_bytes().to_vec(),
+            }),
             shard_field_entries: Vec::new(),
             status: ShardStatus::Active as i32,
         }
@@ -133,7 +135,13 @@ mod tests {
         );
         assert_eq!(m.shard_spec_id, 1);
         assert_eq!(m.shard_uuid(), Some(uuid::Uuid::from_bytes(id)));
-        assert_eq!(m.shard_field_entries, vec![ShardFieldEntry { field_id: "f".into(), value: vec![0x2A] }]);
+        assert_eq!(
+            m.shard_field_entries,
+            vec![ShardFieldEntry {
+                field_id: "f".into(),
+                value: vec![0x2A]
+            }]
+        );
         assert!(m.is_sealed());
         // And prost writes the same bytes back (fields in number order).
         assert_eq!(m.encode_to_vec(), wire);

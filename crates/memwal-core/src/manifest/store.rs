@@ -32,7 +32,11 @@ pub struct ManifestStore {
 
 impl ManifestStore {
     pub fn new(root: StorageRoot, layout: ShardLayout, scan_batch_size: usize) -> Self {
-        Self { root, layout, scan_batch_size: scan_batch_size.max(1) }
+        Self {
+            root,
+            layout,
+            scan_batch_size: scan_batch_size.max(1),
+        }
     }
 
     pub fn layout(&self) -> &ShardLayout {
@@ -40,12 +44,16 @@ impl ManifestStore {
     }
 
     fn version_path(&self, version: u64) -> Path {
-        self.root
-            .path(&format!("{}/{}", self.layout.manifest_dir(), bit_reversed_name(version, MANIFEST_EXT)))
+        self.root.path(&format!(
+            "{}/{}",
+            self.layout.manifest_dir(),
+            bit_reversed_name(version, MANIFEST_EXT)
+        ))
     }
 
     fn hint_path(&self) -> Path {
-        self.root.path(&format!("{}/version_hint.json", self.layout.manifest_dir()))
+        self.root
+            .path(&format!("{}/version_hint.json", self.layout.manifest_dir()))
     }
 
     fn shard_error(&self, err: Error) -> Error {
@@ -104,7 +112,8 @@ impl ManifestStore {
             return Ok(0);
         };
         loop {
-            let candidates: Vec<u64> = (latest + 1..=latest + self.scan_batch_size as u64).collect();
+            let candidates: Vec<u64> =
+                (latest + 1..=latest + self.scan_batch_size as u64).collect();
             let found = self.existing(&candidates).await?;
             let Some(&max) = found.last() else {
                 return Ok(latest);
@@ -116,7 +125,11 @@ impl ManifestStore {
                 let missing: Vec<u64> = (latest + 1..max).filter(|v| !found.contains(v)).collect();
                 let recheck = self.existing(&missing).await?;
                 if recheck.len() != missing.len() {
-                    let hole = missing.iter().find(|v| !recheck.contains(v)).copied().unwrap_or(0);
+                    let hole = missing
+                        .iter()
+                        .find(|v| !recheck.contains(v))
+                        .copied()
+                        .unwrap_or(0);
                     return Err(self.shard_error(Error::corrupt(format!(
                         "Manifest version gap in shard {}: version {max} exists but version {hole} is missing",
                         self.layout.shard_id()
@@ -180,8 +193,10 @@ impl ManifestStore {
         };
         match outcome {
             CreateOutcome::Created => {
-                let hint = serde_json::to_vec(&VersionHint { version: manifest.version })
-                    .expect("hint serializes");
+                let hint = serde_json::to_vec(&VersionHint {
+                    version: manifest.version,
+                })
+                .expect("hint serializes");
                 if let Err(err) = self.root.put(&self.hint_path(), Bytes::from(hint)).await {
                     tracing::warn!(shard = %self.layout.shard_id(), "version hint not updated: {err}");
                 }
@@ -307,9 +322,15 @@ mod tests {
         s.root.store().delete(&s.hint_path()).await.unwrap();
         assert_eq!(s.latest_version().await.unwrap(), 7);
         // A stale hint is only a starting point.
-        s.root.put(&s.hint_path(), Bytes::from_static(br#"{"version":3}"#)).await.unwrap();
+        s.root
+            .put(&s.hint_path(), Bytes::from_static(br#"{"version":3}"#))
+            .await
+            .unwrap();
         assert_eq!(s.latest_version().await.unwrap(), 7);
-        s.root.put(&s.hint_path(), Bytes::from_static(b"garbage")).await.unwrap();
+        s.root
+            .put(&s.hint_path(), Bytes::from_static(b"garbage"))
+            .await
+            .unwrap();
         assert_eq!(s.latest_version().await.unwrap(), 7);
     }
 
@@ -323,15 +344,27 @@ mod tests {
         assert_eq!(err.code(), ErrorCode::Fenced);
         assert_eq!(
             err.message(),
-            format!("Writer fenced: local epoch 1 < stored epoch 2 for shard {}", s.layout.shard_id())
+            format!(
+                "Writer fenced: local epoch 1 < stored epoch 2 for shard {}",
+                s.layout.shard_id()
+            )
         );
-        let err = s.commit_update(a.writer_epoch, |m| m.clone()).await.unwrap_err();
+        let err = s
+            .commit_update(a.writer_epoch, |m| m.clone())
+            .await
+            .unwrap_err();
         assert_eq!(err.code(), ErrorCode::Fenced);
         let m = s
-            .commit_update(b.writer_epoch, |m| ShardManifest { replay_after_wal_entry_position: 4, ..m.clone() })
+            .commit_update(b.writer_epoch, |m| ShardManifest {
+                replay_after_wal_entry_position: 4,
+                ..m.clone()
+            })
             .await
             .unwrap();
-        assert_eq!((m.version, m.writer_epoch, m.replay_after_wal_entry_position), (3, 2, 4));
+        assert_eq!(
+            (m.version, m.writer_epoch, m.replay_after_wal_entry_position),
+            (3, 2, 4)
+        );
     }
 
     #[tokio::test]
@@ -344,45 +377,84 @@ mod tests {
         })
         .await
         .unwrap();
-        assert_eq!(s.claim_epoch(0).await.unwrap_err().code(), ErrorCode::InvalidInput);
+        assert_eq!(
+            s.claim_epoch(0).await.unwrap_err().code(),
+            ErrorCode::InvalidInput
+        );
     }
 
     #[tokio::test]
     async fn garbage_wrong_version_and_foreign_shard_are_corrupt() {
         let s = store("m-corrupt");
         s.claim_epoch(0).await.unwrap();
-        s.root.put(&s.version_path(2), Bytes::from_static(b"\xff\xff\xff")).await.unwrap();
+        s.root
+            .put(&s.version_path(2), Bytes::from_static(b"\xff\xff\xff"))
+            .await
+            .unwrap();
         let err = s.read_latest().await.unwrap_err();
         assert_eq!(err.code(), ErrorCode::Corrupt, "{err}");
 
         let s = store("m-wrongversion");
         let m = s.claim_epoch(0).await.unwrap();
-        let liar = ShardManifest { version: 9, ..m.clone() };
-        s.root.put(&s.version_path(2), Bytes::from(liar.encode_to_vec())).await.unwrap();
-        assert!(s.read_latest().await.unwrap_err().message().contains("records version 9"));
+        let liar = ShardManifest {
+            version: 9,
+            ..m.clone()
+        };
+        s.root
+            .put(&s.version_path(2), Bytes::from(liar.encode_to_vec()))
+            .await
+            .unwrap();
+        assert!(s
+            .read_latest()
+            .await
+            .unwrap_err()
+            .message()
+            .contains("records version 9"));
 
         let s = store("m-foreign");
         let other = ShardManifest::fresh(uuid::Uuid::new_v4(), 0, 1);
-        s.root.put(&s.version_path(1), Bytes::from(other.encode_to_vec())).await.unwrap();
-        assert!(s.read_latest().await.unwrap_err().message().contains("belongs to shard"));
+        s.root
+            .put(&s.version_path(1), Bytes::from(other.encode_to_vec()))
+            .await
+            .unwrap();
+        assert!(s
+            .read_latest()
+            .await
+            .unwrap_err()
+            .message()
+            .contains("belongs to shard"));
     }
 
     #[tokio::test]
     async fn a_version_gap_is_reported() {
         let s = store("m-gap");
         let m = s.claim_epoch(0).await.unwrap();
-        let skipped = ShardManifest { version: 3, ..m.clone() };
-        s.root.put(&s.version_path(3), Bytes::from(skipped.encode_to_vec())).await.unwrap();
+        let skipped = ShardManifest {
+            version: 3,
+            ..m.clone()
+        };
+        s.root
+            .put(&s.version_path(3), Bytes::from(skipped.encode_to_vec()))
+            .await
+            .unwrap();
         let err = s.latest_version().await.unwrap_err();
         assert_eq!(err.code(), ErrorCode::Corrupt);
-        assert!(err.message().contains("version 3 exists but version 2 is missing"), "{err}");
+        assert!(
+            err.message()
+                .contains("version 3 exists but version 2 is missing"),
+            "{err}"
+        );
     }
 
     #[tokio::test]
     async fn racing_claims_give_distinct_epochs() {
         let s = store("m-race");
         let claims = futures::future::join_all((0..8).map(|_| s.claim_epoch(0))).await;
-        let mut epochs: Vec<u64> = claims.into_iter().filter_map(|c| c.ok()).map(|m| m.writer_epoch).collect();
+        let mut epochs: Vec<u64> = claims
+            .into_iter()
+            .filter_map(|c| c.ok())
+            .map(|m| m.writer_epoch)
+            .collect();
         let n = epochs.len();
         epochs.sort_unstable();
         epochs.dedup();

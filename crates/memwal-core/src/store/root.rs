@@ -32,7 +32,9 @@ pub struct StorageRoot {
 
 impl std::fmt::Debug for StorageRoot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StorageRoot").field("uri", &self.uri).finish()
+        f.debug_struct("StorageRoot")
+            .field("uri", &self.uri)
+            .finish()
     }
 }
 
@@ -69,7 +71,11 @@ impl StorageRoot {
 
     /// Wrap an existing store; `base` is the key prefix for everything memwal writes.
     pub fn new(store: Arc<dyn ObjectStore>, base: Path, uri: impl Into<String>) -> Self {
-        Self { store, base, uri: uri.into() }
+        Self {
+            store,
+            base,
+            uri: uri.into(),
+        }
     }
 
     pub fn uri(&self) -> &str {
@@ -91,8 +97,15 @@ impl StorageRoot {
 
     /// Write `bytes` at `path` only if nothing is there yet.
     pub async fn put_if_absent(&self, path: &Path, bytes: Bytes) -> Result<CreateOutcome> {
-        let options = PutOptions { mode: PutMode::Create, ..Default::default() };
-        match self.store.put_opts(path, PutPayload::from(bytes), options).await {
+        let options = PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
+        match self
+            .store
+            .put_opts(path, PutPayload::from(bytes), options)
+            .await
+        {
             Ok(_) => Ok(CreateOutcome::Created),
             Err(object_store::Error::AlreadyExists { .. })
             | Err(object_store::Error::Precondition { .. }) => Ok(CreateOutcome::AlreadyExists),
@@ -112,9 +125,11 @@ impl StorageRoot {
     /// The object's bytes, or `None` if it does not exist.
     pub async fn get(&self, path: &Path) -> Result<Option<Bytes>> {
         match self.store.get(path).await {
-            Ok(result) => Ok(Some(result.bytes().await.map_err(|e| {
-                Error::from(e).context(format!("Read {path}"))
-            })?)),
+            Ok(result) => {
+                Ok(Some(result.bytes().await.map_err(|e| {
+                    Error::from(e).context(format!("Read {path}"))
+                })?))
+            }
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(err) => Err(Error::from(err).context(format!("Read {path}"))),
         }
@@ -161,22 +176,35 @@ mod tests {
     #[tokio::test]
     async fn create_if_absent_reports_a_taken_slot() {
         let dir = tempfile::tempdir().unwrap();
-        for uri in [dir.path().to_str().unwrap().to_string(), "memory://root-test".to_string()] {
+        for uri in [
+            dir.path().to_str().unwrap().to_string(),
+            "memory://root-test".to_string(),
+        ] {
             let root = StorageRoot::open(&uri).unwrap();
             let key = root.path("a/b/c.bin");
             assert_eq!(
-                root.put_if_absent(&key, Bytes::from_static(b"one")).await.unwrap(),
+                root.put_if_absent(&key, Bytes::from_static(b"one"))
+                    .await
+                    .unwrap(),
                 CreateOutcome::Created
             );
             assert_eq!(
-                root.put_if_absent(&key, Bytes::from_static(b"two")).await.unwrap(),
+                root.put_if_absent(&key, Bytes::from_static(b"two"))
+                    .await
+                    .unwrap(),
                 CreateOutcome::AlreadyExists
             );
-            assert_eq!(root.get(&key).await.unwrap().unwrap(), Bytes::from_static(b"one"));
+            assert_eq!(
+                root.get(&key).await.unwrap().unwrap(),
+                Bytes::from_static(b"one")
+            );
             assert!(root.exists(&key).await.unwrap());
             assert!(!root.exists(&root.path("a/b/missing")).await.unwrap());
             assert_eq!(root.get(&root.path("nope")).await.unwrap(), None);
-            assert_eq!(root.list_names(&root.path("a/b")).await.unwrap(), vec!["c.bin"]);
+            assert_eq!(
+                root.list_names(&root.path("a/b")).await.unwrap(),
+                vec!["c.bin"]
+            );
         }
     }
 
@@ -185,8 +213,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = StorageRoot::open(dir.path().to_str().unwrap()).unwrap();
         let key = root.path("wal/x.arrow");
-        root.put_if_absent(&key, Bytes::from_static(b"data")).await.unwrap();
-        root.put_if_absent(&key, Bytes::from_static(b"more")).await.unwrap();
+        root.put_if_absent(&key, Bytes::from_static(b"data"))
+            .await
+            .unwrap();
+        root.put_if_absent(&key, Bytes::from_static(b"more"))
+            .await
+            .unwrap();
         let names: Vec<_> = std::fs::read_dir(dir.path().join("wal"))
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())

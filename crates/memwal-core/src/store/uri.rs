@@ -21,7 +21,9 @@ pub fn parse_root_uri(uri: &str) -> Result<RootLocation> {
         return Err(Error::invalid_input("Storage root must not be empty"));
     }
     if trimmed.contains('\0') {
-        return Err(Error::invalid_input("Storage root must not contain NUL characters"));
+        return Err(Error::invalid_input(
+            "Storage root must not contain NUL characters",
+        ));
     }
     if let Some(rest) = trimmed.strip_prefix("memory://") {
         let (name, prefix) = match rest.split_once('/') {
@@ -47,8 +49,9 @@ pub fn parse_root_uri(uri: &str) -> Result<RootLocation> {
                 "Storage root '{uri}' is not an absolute file URI; use file:///absolute/path"
             )));
         }
-        let decoded = percent_decode(path)
-            .ok_or_else(|| Error::invalid_input(format!("Storage root '{uri}' has bad %-escapes")))?;
+        let decoded = percent_decode(path).ok_or_else(|| {
+            Error::invalid_input(format!("Storage root '{uri}' has bad %-escapes"))
+        })?;
         return local_root(uri, PathBuf::from(decoded));
     }
     if let Some((scheme, _)) = trimmed.split_once("://") {
@@ -131,7 +134,10 @@ mod tests {
             parse_root_uri("file:///tmp/a/b").unwrap(),
             RootLocation::Local("/tmp/a/b".into())
         );
-        assert_eq!(parse_root_uri("/tmp/a/b").unwrap(), RootLocation::Local("/tmp/a/b".into()));
+        assert_eq!(
+            parse_root_uri("/tmp/a/b").unwrap(),
+            RootLocation::Local("/tmp/a/b".into())
+        );
         assert_eq!(
             parse_root_uri("file:///tmp/with%20space").unwrap(),
             RootLocation::Local("/tmp/with space".into())
@@ -141,18 +147,27 @@ mod tests {
     #[test]
     fn relative_plain_path_resolves_against_cwd() {
         let cwd = std::env::current_dir().unwrap();
-        assert_eq!(parse_root_uri("data").unwrap(), RootLocation::Local(cwd.join("data")));
+        assert_eq!(
+            parse_root_uri("data").unwrap(),
+            RootLocation::Local(cwd.join("data"))
+        );
     }
 
     #[test]
     fn memory_uri_has_a_name_and_optional_prefix() {
         assert_eq!(
             parse_root_uri("memory://t1/a/b/").unwrap(),
-            RootLocation::Memory { name: "t1".into(), prefix: "a/b".into() }
+            RootLocation::Memory {
+                name: "t1".into(),
+                prefix: "a/b".into()
+            }
         );
         assert_eq!(
             parse_root_uri("memory://t1").unwrap(),
-            RootLocation::Memory { name: "t1".into(), prefix: "".into() }
+            RootLocation::Memory {
+                name: "t1".into(),
+                prefix: "".into()
+            }
         );
     }
 

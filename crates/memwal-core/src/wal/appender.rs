@@ -29,7 +29,9 @@ pub struct RetryPolicy {
 
 impl RetryPolicy {
     fn delay(&self, attempt: u32) -> Duration {
-        let factor = 1u32.checked_shl(attempt.saturating_sub(1)).unwrap_or(u32::MAX);
+        let factor = 1u32
+            .checked_shl(attempt.saturating_sub(1))
+            .unwrap_or(u32::MAX);
         self.base_delay.saturating_mul(factor).min(MAX_BACKOFF)
     }
 }
@@ -62,7 +64,14 @@ impl WalAppender {
     ) -> Result<Self> {
         let layout = manifests.layout().clone();
         let next_position = next_free_position(&root, &layout, hint).await?;
-        Ok(Self { root, layout, manifests, epoch, next_position, retry })
+        Ok(Self {
+            root,
+            layout,
+            manifests,
+            epoch,
+            next_position,
+            retry,
+        })
     }
 
     pub fn epoch(&self) -> u64 {
@@ -106,7 +115,8 @@ impl WalAppender {
                         ))
                         .with_shard(self.layout.shard_id()));
                     }
-                    self.next_position = next_free_position(&self.root, &self.layout, position).await?;
+                    self.next_position =
+                        next_free_position(&self.root, &self.layout, position).await?;
                 }
             }
         }
@@ -126,10 +136,18 @@ impl WalAppender {
             failures += 1;
             // The failed write may still have landed: look before retrying.
             if let Ok(Some(stored)) = self.root.get(&path).await {
-                return Ok(if &stored == entry { Slot::Ours } else { Slot::Taken });
+                return Ok(if &stored == entry {
+                    Slot::Ours
+                } else {
+                    Slot::Taken
+                });
             }
             if failures > self.retry.max_retries {
-                let code = if error.code() == ErrorCode::NotFound { ErrorCode::Io } else { error.code() };
+                let code = if error.code() == ErrorCode::NotFound {
+                    ErrorCode::Io
+                } else {
+                    error.code()
+                };
                 return Err(Error::new(
                     code,
                     format!(
@@ -170,15 +188,23 @@ mod tests {
         (root, manifests)
     }
 
-    const RETRY: RetryPolicy = RetryPolicy { max_retries: 2, base_delay: Duration::from_millis(1) };
+    const RETRY: RetryPolicy = RetryPolicy {
+        max_retries: 2,
+        base_delay: Duration::from_millis(1),
+    };
 
     #[tokio::test]
     async fn appends_are_dense_from_one() {
         let (root, manifests) = setup("app-dense").await;
         let epoch = manifests.claim_epoch(0).await.unwrap().writer_epoch;
-        let mut app = WalAppender::open(root, manifests, epoch, 0, RETRY).await.unwrap();
+        let mut app = WalAppender::open(root, manifests, epoch, 0, RETRY)
+            .await
+            .unwrap();
         for expected in 1..=3 {
-            assert_eq!(app.append(encode_fence_sentinel(epoch)).await.unwrap(), expected);
+            assert_eq!(
+                app.append(encode_fence_sentinel(epoch)).await.unwrap(),
+                expected
+            );
         }
     }
 
@@ -186,17 +212,35 @@ mod tests {
     async fn a_newer_epoch_sentinel_fences_the_old_appender() {
         let (root, manifests) = setup("app-fence").await;
         let old_epoch = manifests.claim_epoch(0).await.unwrap().writer_epoch;
-        let mut old = WalAppender::open(root.clone(), manifests.clone(), old_epoch, 0, RETRY).await.unwrap();
-        assert_eq!(old.append(encode_fence_sentinel(old_epoch)).await.unwrap(), 1);
+        let mut old = WalAppender::open(root.clone(), manifests.clone(), old_epoch, 0, RETRY)
+            .await
+            .unwrap();
+        assert_eq!(
+            old.append(encode_fence_sentinel(old_epoch)).await.unwrap(),
+            1
+        );
 
         let new_epoch = manifests.claim_epoch(0).await.unwrap().writer_epoch;
-        let mut new = WalAppender::open(root.clone(), manifests.clone(), new_epoch, 0, RETRY).await.unwrap();
+        let mut new = WalAppender::open(root.clone(), manifests.clone(), new_epoch, 0, RETRY)
+            .await
+            .unwrap();
         assert_eq!(new.write_fence_sentinel().await.unwrap(), 2);
 
-        let err = old.append(encode_fence_sentinel(old_epoch)).await.unwrap_err();
+        let err = old
+            .append(encode_fence_sentinel(old_epoch))
+            .await
+            .unwrap_err();
         assert_eq!(err.code(), ErrorCode::Fenced);
-        assert!(err.message().starts_with("Writer fenced: local epoch 1 < stored epoch 2"), "{err}");
-        let stored = root.get(&root.path(&manifests.layout().wal_entry(2))).await.unwrap().unwrap();
+        assert!(
+            err.message()
+                .starts_with("Writer fenced: local epoch 1 < stored epoch 2"),
+            "{err}"
+        );
+        let stored = root
+            .get(&root.path(&manifests.layout().wal_entry(2)))
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(decode_entry(2, stored).unwrap().epoch, new_epoch);
     }
 
@@ -204,15 +248,22 @@ mod tests {
     async fn a_stale_tip_is_rediscovered_within_the_same_epoch() {
         let (root, manifests) = setup("app-stale").await;
         let epoch = manifests.claim_epoch(0).await.unwrap().writer_epoch;
-        let mut a = WalAppender::open(root.clone(), manifests.clone(), epoch, 0, RETRY).await.unwrap();
-        let mut b = WalAppender::open(root.clone(), manifests.clone(), epoch, 0, RETRY).await.unwrap();
+        let mut a = WalAppender::open(root.clone(), manifests.clone(), epoch, 0, RETRY)
+            .await
+            .unwrap();
+        let mut b = WalAppender::open(root.clone(), manifests.clone(), epoch, 0, RETRY)
+            .await
+            .unwrap();
         assert_eq!(a.append(encode_fence_sentinel(epoch)).await.unwrap(), 1);
         assert_eq!(b.append(encode_fence_sentinel(epoch)).await.unwrap(), 2);
     }
 
     #[test]
     fn backoff_doubles_and_is_capped() {
-        let p = RetryPolicy { max_retries: 10, base_delay: Duration::from_millis(50) };
+        let p = RetryPolicy {
+            max_retries: 10,
+            base_delay: Duration::from_millis(50),
+        };
         assert_eq!(p.delay(1), Duration::from_millis(50));
         assert_eq!(p.delay(2), Duration::from_millis(100));
         assert_eq!(p.delay(3), Duration::from_millis(200));

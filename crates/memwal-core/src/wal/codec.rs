@@ -81,7 +81,11 @@ pub fn encode_fence_sentinel(epoch: u64) -> Bytes {
 /// Decode the entry stored at `position`. Anything that is not a complete,
 /// well-formed stream with a numeric epoch is `CORRUPT`.
 pub fn decode_entry(position: u64, bytes: Bytes) -> Result<WalEntry> {
-    let corrupt = |what: String| Error::corrupt(format!("WAL entry at position {position} is corrupt: {what}"));
+    let corrupt = |what: String| {
+        Error::corrupt(format!(
+            "WAL entry at position {position} is corrupt: {what}"
+        ))
+    };
     if !bytes.ends_with(&END_OF_STREAM) {
         return Err(corrupt(format!(
             "truncated ({} bytes, no end-of-stream marker)",
@@ -99,7 +103,10 @@ pub fn decode_entry(position: u64, bytes: Bytes) -> Result<WalEntry> {
         }
     }
     if !buffer.is_empty() {
-        return Err(corrupt(format!("{} bytes after the end-of-stream marker", buffer.len())));
+        return Err(corrupt(format!(
+            "{} bytes after the end-of-stream marker",
+            buffer.len()
+        )));
     }
     decoder.finish().map_err(|e| corrupt(e.to_string()))?;
     let raw_schema = decoder
@@ -115,7 +122,10 @@ pub fn decode_entry(position: u64, bytes: Bytes) -> Result<WalEntry> {
     let fence_sentinel = metadata
         .remove(FENCE_SENTINEL_KEY)
         .is_some_and(|v| v == "true");
-    let schema = Arc::new(Schema::new_with_metadata(raw_schema.fields().clone(), metadata));
+    let schema = Arc::new(Schema::new_with_metadata(
+        raw_schema.fields().clone(),
+        metadata,
+    ));
     let batches = batches
         .into_iter()
         .map(|batch| {
@@ -123,7 +133,13 @@ pub fn decode_entry(position: u64, bytes: Bytes) -> Result<WalEntry> {
                 .map_err(|e| corrupt(e.to_string()))
         })
         .collect::<Result<Vec<_>>>()?;
-    Ok(WalEntry { position, epoch, schema, batches, fence_sentinel })
+    Ok(WalEntry {
+        position,
+        epoch,
+        schema,
+        batches,
+        fence_sentinel,
+    })
 }
 
 #[cfg(test)]
@@ -164,7 +180,10 @@ mod tests {
         assert!(!entry.fence_sentinel);
         assert_eq!(entry.batches, vec![batch(&[1, 2]), batch(&[3])]);
         assert_eq!(entry.schema.metadata().get(WRITER_EPOCH_KEY), None);
-        assert_eq!(entry.schema.metadata().get("app").map(String::as_str), Some("demo"));
+        assert_eq!(
+            entry.schema.metadata().get("app").map(String::as_str),
+            Some("demo")
+        );
     }
 
     #[test]
@@ -189,11 +208,17 @@ mod tests {
     #[test]
     fn garbage_and_trailing_bytes_are_corrupt() {
         let garbage = Bytes::from_static(b"definitely not arrow\xff\xff\xff\xff\0\0\0\0");
-        assert_eq!(decode_entry(1, garbage).unwrap_err().code(), ErrorCode::Corrupt);
+        assert_eq!(
+            decode_entry(1, garbage).unwrap_err().code(),
+            ErrorCode::Corrupt
+        );
         let good = encode_entry(1, &schema(), &[batch(&[1])]).unwrap();
         let mut doubled = good.to_vec();
         doubled.extend_from_slice(&good);
-        assert_eq!(decode_entry(1, Bytes::from(doubled)).unwrap_err().code(), ErrorCode::Corrupt);
+        assert_eq!(
+            decode_entry(1, Bytes::from(doubled)).unwrap_err().code(),
+            ErrorCode::Corrupt
+        );
     }
 
     #[test]

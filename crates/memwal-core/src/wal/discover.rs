@@ -15,15 +15,25 @@ async fn entry_exists(root: &StorageRoot, layout: &ShardLayout, position: u64) -
 /// Positions of every entry present (LIST; order as parsed, unsorted).
 pub async fn listed_positions(root: &StorageRoot, layout: &ShardLayout) -> Result<Vec<u64>> {
     let names = root.list_names(&root.path(&layout.wal_dir())).await?;
-    Ok(names.iter().filter_map(|n| parse_bit_reversed_name(n, WAL_EXT)).collect())
+    Ok(names
+        .iter()
+        .filter_map(|n| parse_bit_reversed_name(n, WAL_EXT))
+        .collect())
 }
 
 /// The first position with no entry. `hint` is a position believed to hold
 /// an entry (0 = no idea); a wrong hint only costs a LIST.
-pub async fn next_free_position(root: &StorageRoot, layout: &ShardLayout, hint: u64) -> Result<u64> {
+pub async fn next_free_position(
+    root: &StorageRoot,
+    layout: &ShardLayout,
+    hint: u64,
+) -> Result<u64> {
     if hint < FIRST_POSITION || !entry_exists(root, layout, hint).await? {
         let listed = listed_positions(root, layout).await?;
-        return Ok(listed.into_iter().max().map_or(FIRST_POSITION, |max| max + 1));
+        return Ok(listed
+            .into_iter()
+            .max()
+            .map_or(FIRST_POSITION, |max| max + 1));
     }
     let mut present = hint;
     let mut step = 1u64;
@@ -55,7 +65,9 @@ mod tests {
 
     async fn fill(root: &StorageRoot, layout: &ShardLayout, upto: u64) {
         for p in 1..=upto {
-            root.put(&root.path(&layout.wal_entry(p)), Bytes::from_static(b"x")).await.unwrap();
+            root.put(&root.path(&layout.wal_entry(p)), Bytes::from_static(b"x"))
+                .await
+                .unwrap();
         }
     }
 
@@ -73,7 +85,11 @@ mod tests {
         let layout = ShardLayout::new(uuid::Uuid::new_v4());
         fill(&root, &layout, 37).await;
         for hint in [0, 1, 2, 17, 36, 37, 38, 1000] {
-            assert_eq!(next_free_position(&root, &layout, hint).await.unwrap(), 38, "hint {hint}");
+            assert_eq!(
+                next_free_position(&root, &layout, hint).await.unwrap(),
+                38,
+                "hint {hint}"
+            );
         }
     }
 }

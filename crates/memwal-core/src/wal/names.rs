@@ -19,7 +19,9 @@ pub fn bit_reversed_name(n: u64, ext: &str) -> String {
 
 /// The 64-character stem: bit 0 of `n` first.
 pub fn bit_reversed_stem(n: u64) -> String {
-    (0..64).map(|bit| if n >> bit & 1 == 1 { '1' } else { '0' }).collect()
+    (0..64)
+        .map(|bit| if n >> bit & 1 == 1 { '1' } else { '0' })
+        .collect()
 }
 
 /// Inverse of [`bit_reversed_name`]; `None` for any other name, including
@@ -46,8 +48,14 @@ mod tests {
 
     #[test]
     fn small_numbers_read_left_to_right_from_bit_zero() {
-        assert_eq!(bit_reversed_name(1, "arrow"), format!("1{}.arrow", "0".repeat(63)));
-        assert_eq!(bit_reversed_name(5, "binpb"), format!("101{}.binpb", "0".repeat(61)));
+        assert_eq!(
+            bit_reversed_name(1, "arrow"),
+            format!("1{}.arrow", "0".repeat(63))
+        );
+        assert_eq!(
+            bit_reversed_name(5, "binpb"),
+            format!("101{}.binpb", "0".repeat(61))
+        );
         assert_eq!(bit_reversed_stem(0), "0".repeat(64));
         assert_eq!(bit_reversed_stem(u64::MAX), "1".repeat(64));
     }
@@ -55,7 +63,10 @@ mod tests {
     #[test]
     fn names_round_trip() {
         for n in [0, 1, 2, 3, 5, 1000, 1 << 40, u64::MAX - 1, u64::MAX] {
-            assert_eq!(parse_bit_reversed_name(&bit_reversed_name(n, "arrow"), "arrow"), Some(n));
+            assert_eq!(
+                parse_bit_reversed_name(&bit_reversed_name(n, "arrow"), "arrow"),
+                Some(n)
+            );
         }
     }
 
@@ -66,7 +77,10 @@ mod tests {
         assert_eq!(parse_bit_reversed_name(&format!("{good}#1"), "arrow"), None);
         assert_eq!(parse_bit_reversed_name(&good[1..], "arrow"), None);
         assert_eq!(parse_bit_reversed_name(&format!("0{good}"), "arrow"), None);
-        assert_eq!(parse_bit_reversed_name(&format!("{}.arrow", "2".repeat(64)), "arrow"), None);
+        assert_eq!(
+            parse_bit_reversed_name(&format!("{}.arrow", "2".repeat(64)), "arrow"),
+            None
+        );
         assert_eq!(parse_bit_reversed_name("version_hint.json", "json"), None);
     }
 }

@@ -55,7 +55,9 @@ impl WalTailer {
     /// The position the next entry will be written at.
     pub async fn next_position(&self) -> Result<u64> {
         let hint = match self.manifests.read_latest().await? {
-            Some(m) => m.wal_entry_position_last_seen.max(m.replay_after_wal_entry_position),
+            Some(m) => m
+                .wal_entry_position_last_seen
+                .max(m.replay_after_wal_entry_position),
             None => 0,
         };
         next_free_position(&self.root, self.layout(), hint).await

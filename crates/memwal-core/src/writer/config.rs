@@ -67,17 +67,23 @@ const MAX_SAFE: u64 = (1 << 53) - 1;
 
 fn positive(name: &str, value: u64) -> Result<()> {
     if value == 0 {
-        return Err(Error::invalid_config(format!("{name} must be greater than 0, got 0")));
+        return Err(Error::invalid_config(format!(
+            "{name} must be greater than 0, got 0"
+        )));
     }
     if value > MAX_SAFE {
-        return Err(Error::invalid_config(format!("{name} must be at most 2^53-1, got {value}")));
+        return Err(Error::invalid_config(format!(
+            "{name} must be at most 2^53-1, got {value}"
+        )));
     }
     Ok(())
 }
 
 fn positive_duration(name: &str, value: Duration) -> Result<()> {
     if value.is_zero() {
-        return Err(Error::invalid_config(format!("{name} must be greater than 0 ms")));
+        return Err(Error::invalid_config(format!(
+            "{name} must be greater than 0 ms"
+        )));
     }
     Ok(())
 }
@@ -105,7 +111,10 @@ impl ShardWriterConfig {
                 self.manifest_scan_batch_size
             )));
         }
-        positive("maxUnflushedMemtableBytes", self.max_unflushed_memtable_bytes)?;
+        positive(
+            "maxUnflushedMemtableBytes",
+            self.max_unflushed_memtable_bytes,
+        )?;
         positive_duration("backpressureLogIntervalMs", self.backpressure_log_interval)?;
         positive("asyncIndexBufferRows", self.async_index_buffer_rows)?;
         positive_duration("asyncIndexIntervalMs", self.async_index_interval)?;
@@ -144,15 +153,48 @@ mod tests {
     #[test]
     fn each_rule_names_its_field() {
         let cases: Vec<(ShardWriterConfig, &str)> = vec![
-            (ShardWriterConfig { max_wal_buffer_size: 0, ..Default::default() }, "maxWalBufferSize"),
             (
-                ShardWriterConfig { max_wal_flush_interval: Some(Duration::ZERO), ..Default::default() },
+                ShardWriterConfig {
+                    max_wal_buffer_size: 0,
+                    ..Default::default()
+                },
+                "maxWalBufferSize",
+            ),
+            (
+                ShardWriterConfig {
+                    max_wal_flush_interval: Some(Duration::ZERO),
+                    ..Default::default()
+                },
                 "maxWalFlushIntervalMs",
             ),
-            (ShardWriterConfig { max_memtable_batches: 0, ..Default::default() }, "maxMemtableBatches"),
-            (ShardWriterConfig { manifest_scan_batch_size: 0, ..Default::default() }, "manifestScanBatchSize"),
-            (ShardWriterConfig { max_memtable_size: u64::MAX, ..Default::default() }, "maxMemtableSize"),
-            (ShardWriterConfig { max_wal_persist_retries: 1000, ..Default::default() }, "maxWalPersistRetries"),
+            (
+                ShardWriterConfig {
+                    max_memtable_batches: 0,
+                    ..Default::default()
+                },
+                "maxMemtableBatches",
+            ),
+            (
+                ShardWriterConfig {
+                    manifest_scan_batch_size: 0,
+                    ..Default::default()
+                },
+                "manifestScanBatchSize",
+            ),
+            (
+                ShardWriterConfig {
+                    max_memtable_size: u64::MAX,
+                    ..Default::default()
+                },
+                "maxMemtableSize",
+            ),
+            (
+                ShardWriterConfig {
+                    max_wal_persist_retries: 1000,
+                    ..Default::default()
+                },
+                "maxWalPersistRetries",
+            ),
         ];
         for (config, field) in cases {
             let err = config.validate().unwrap_err();

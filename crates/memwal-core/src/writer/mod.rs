@@ -99,7 +99,9 @@ impl std::fmt::Debug for ShardWriter {
 
 fn validate_writer_schema(schema: &SchemaRef) -> Result<()> {
     if schema.fields().is_empty() {
-        return Err(Error::invalid_input("The writer schema must have at least one field"));
+        return Err(Error::invalid_input(
+            "The writer schema must have at least one field",
+        ));
     }
     let mut seen = std::collections::HashSet::new();
     for field in schema.fields() {
@@ -123,7 +125,11 @@ impl ShardWriter {
     /// the WAL task. Nothing is written before validation passes, so a
     /// doomed open never fences a healthy writer.
     pub async fn open(root: StorageRoot, options: OpenOptions) -> Result<Self> {
-        let OpenOptions { shard_id, schema, config } = options;
+        let OpenOptions {
+            shard_id,
+            schema,
+            config,
+        } = options;
         config.validate()?;
         validate_writer_schema(&schema)?;
         if config.enable_memtable {
@@ -134,8 +140,11 @@ impl ShardWriter {
         }
         let shard_id = shard_id.unwrap_or_else(uuid::Uuid::new_v4);
         let layout = ShardLayout::new(shard_id);
-        let manifests =
-            ManifestStore::new(root.clone(), layout.clone(), config.manifest_scan_batch_size as usize);
+        let manifests = ManifestStore::new(
+            root.clone(),
+            layout.clone(),
+            config.manifest_scan_batch_size as usize,
+        );
 
         let claimed = manifests.claim_epoch(config.shard_spec_id).await?;
         let epoch = claimed.writer_epoch;
@@ -165,9 +174,18 @@ impl ShardWriter {
                 interval: config.max_wal_flush_interval,
             },
         );
-        let wal_task = tokio::spawn(queue.clone().run(appender, schema.clone(), counters.clone()));
+        let wal_task = tokio::spawn(
+            queue
+                .clone()
+                .run(appender, schema.clone(), counters.clone()),
+        );
         let stats_task = config.stats_log_interval.map(|period| {
-            tokio::spawn(log_stats(period, shard_id, counters.clone(), Arc::downgrade(&queue)))
+            tokio::spawn(log_stats(
+                period,
+                shard_id,
+                counters.clone(),
+                Arc::downgrade(&queue),
+            ))
         });
         tracing::info!(shard = %shard_id, epoch, "shard writer opened (WAL-only mode)");
         Ok(Self {
@@ -228,7 +246,11 @@ impl ShardWriter {
         let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
         self.wait_for_budget().await?;
         let durable = self.inner.config.durable_write;
-        let range = self.inner.queue.push(batches, durable).map_err(|e| self.shard_err(e))?;
+        let range = self
+            .inner
+            .queue
+            .push(batches, durable)
+            .map_err(|e| self.shard_err(e))?;
         if durable {
             self.inner
                 .queue
@@ -240,7 +262,9 @@ impl ShardWriter {
         WriterCounters::add(&counters.put_count, 1);
         WriterCounters::add(&counters.put_rows, rows as u64);
         WriterCounters::add_time(&counters.put_time_ns, started.elapsed());
-        Ok(PutResult { batch_positions: range })
+        Ok(PutResult {
+            batch_positions: range,
+        })
     }
 
     /// Backpressure: wait (never fail) while the queued bytes exceed the budget.
@@ -261,7 +285,9 @@ impl ShardWriter {
             }
             match tokio::time::timeout(log_every, rx.changed()).await {
                 Ok(Ok(())) => {}
-                Ok(Err(_)) => return Err(self.shard_err(Error::internal("WAL task ended unexpectedly"))),
+                Ok(Err(_)) => {
+                    return Err(self.shard_err(Error::internal("WAL task ended unexpectedly")))
+                }
                 Err(_) => tracing::warn!(
                     shard = %self.shard_id(),
                     waited_ms = started.elapsed().as_millis() as u64,
@@ -300,7 +326,11 @@ impl ShardWriter {
     /// Resolve once batch positions `[.., end)` are in the WAL (without
     /// asking for an append: the triggers decide when that happens).
     pub async fn wait_durable(&self, end: u64) -> Result<()> {
-        self.inner.queue.wait_durable(end).await.map_err(|e| self.shard_err(e))
+        self.inner
+            .queue
+            .wait_durable(end)
+            .await
+            .map_err(|e| self.shard_err(e))
     }
 
     /// The shard's latest manifest.
@@ -316,7 +346,11 @@ impl ShardWriter {
     /// FENCED if a newer writer has claimed the shard, without writing anything.
     pub async fn check_fenced(&self) -> Result<()> {
         self.ensure_usable()?;
-        self.inner.manifests.check_fenced(self.inner.epoch).await.map(|_| ())
+        self.inner
+            .manifests
+            .check_fenced(self.inner.epoch)
+            .await
+            .map(|_| ())
     }
 
     /// MemTable accessors exist only in MemTable mode.
@@ -343,7 +377,11 @@ impl ShardWriter {
     async fn shutdown(&self) -> Result<()> {
         let inner = &self.inner;
         inner.queue.close();
-        let task = inner.wal_task.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let task = inner
+            .wal_task
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
         let joined = match task {
             Some(task) => task.await.map_err(Error::from),
             None => Ok(()),

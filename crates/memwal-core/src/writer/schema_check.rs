@@ -10,7 +10,11 @@ fn describe(field: &Field) -> String {
         "'{}' {}{}",
         field.name(),
         field.data_type(),
-        if field.is_nullable() { " (nullable)" } else { " (non-nullable)" }
+        if field.is_nullable() {
+            " (nullable)"
+        } else {
+            " (non-nullable)"
+        }
     )
 }
 
@@ -93,8 +97,14 @@ mod tests {
     #[test]
     fn matching_batches_take_the_writer_metadata() {
         let b = batch_with(
-            vec![Field::new("id", DataType::Int64, false), Field::new("name", DataType::Utf8, true)],
-            vec![Arc::new(Int64Array::from(vec![1])), Arc::new(StringArray::from(vec!["a"]))],
+            vec![
+                Field::new("id", DataType::Int64, false),
+                Field::new("name", DataType::Utf8, true),
+            ],
+            vec![
+                Arc::new(Int64Array::from(vec![1])),
+                Arc::new(StringArray::from(vec!["a"])),
+            ],
         );
         let out = conform_batches(&writer_schema(), vec![b]).unwrap();
         assert_eq!(out[0].schema(), writer_schema());
@@ -106,10 +116,16 @@ mod tests {
         let name = || -> arrow_array::ArrayRef { Arc::new(StringArray::from(vec!["a"])) };
         let cases = vec![
             (
-                batch_with(vec![Field::new("id", DataType::Int32, false)], vec![Arc::new(Int32Array::from(vec![1]))]),
+                batch_with(
+                    vec![Field::new("id", DataType::Int32, false)],
+                    vec![Arc::new(Int32Array::from(vec![1]))],
+                ),
                 "field 0: expected 'id' Int64 (non-nullable), got 'id' Int32",
             ),
-            (batch_with(vec![Field::new("id", DataType::Int64, false)], vec![id()]), "missing field 1 'name'"),
+            (
+                batch_with(vec![Field::new("id", DataType::Int64, false)], vec![id()]),
+                "missing field 1 'name'",
+            ),
             (
                 batch_with(
                     vec![
@@ -123,14 +139,20 @@ mod tests {
             ),
             (
                 batch_with(
-                    vec![Field::new("id", DataType::Int64, true), Field::new("name", DataType::Utf8, true)],
+                    vec![
+                        Field::new("id", DataType::Int64, true),
+                        Field::new("name", DataType::Utf8, true),
+                    ],
                     vec![id(), name()],
                 ),
                 "got 'id' Int64 (nullable)",
             ),
             (
                 batch_with(
-                    vec![Field::new("id", DataType::Int64, false), Field::new("nom", DataType::Utf8, true)],
+                    vec![
+                        Field::new("id", DataType::Int64, false),
+                        Field::new("nom", DataType::Utf8, true),
+                    ],
                     vec![id(), name()],
                 ),
                 "expected 'name' Utf8 (nullable), got 'nom'",
@@ -145,9 +167,17 @@ mod tests {
 
     #[test]
     fn empty_inputs_use_the_spec_wording() {
-        assert_eq!(conform_batches(&writer_schema(), vec![]).unwrap_err().message(), "Cannot write empty batch list");
+        assert_eq!(
+            conform_batches(&writer_schema(), vec![])
+                .unwrap_err()
+                .message(),
+            "Cannot write empty batch list"
+        );
         let empty = RecordBatch::new_empty(writer_schema());
         let err = conform_batches(&writer_schema(), vec![empty]).unwrap_err();
-        assert_eq!((err.code(), err.message()), (ErrorCode::InvalidInput, "Batch 0 is empty"));
+        assert_eq!(
+            (err.code(), err.message()),
+            (ErrorCode::InvalidInput, "Batch 0 is empty")
+        );
     }
 }

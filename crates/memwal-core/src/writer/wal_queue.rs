@@ -91,14 +91,21 @@ pub struct WalQueue {
 impl WalQueue {
     /// A queue whose first batch gets position `first_position` and whose
     /// appender will start at WAL position `next_entry_position`.
-    pub fn new(first_position: u64, next_entry_position: u64, triggers: QueueTriggers) -> Arc<Self> {
+    pub fn new(
+        first_position: u64,
+        next_entry_position: u64,
+        triggers: QueueTriggers,
+    ) -> Arc<Self> {
         let progress = Progress {
             durable: first_position,
             next_entry_position,
             ..Default::default()
         };
         Arc::new(Self {
-            state: Mutex::new(State { next_position: first_position, ..Default::default() }),
+            state: Mutex::new(State {
+                next_position: first_position,
+                ..Default::default()
+            }),
             wake: Notify::new(),
             progress: watch::Sender::new(progress),
             triggers,
@@ -153,7 +160,11 @@ impl WalQueue {
         for batch in batches {
             let bytes = batch.get_array_memory_size() as u64;
             state.queued_bytes += bytes;
-            state.queued.push_back(Queued { batch, bytes, at: now });
+            state.queued.push_back(Queued {
+                batch,
+                bytes,
+                at: now,
+            });
             state.next_position += 1;
         }
         let range = start..state.next_position;
@@ -214,7 +225,11 @@ impl WalQueue {
             return Action::Exit;
         }
         if state.queued.is_empty() {
-            return if state.closing { Action::Exit } else { Action::Wait(None) };
+            return if state.closing {
+                Action::Exit
+            } else {
+                Action::Wait(None)
+            };
         }
         let due = state.urgent
             || self
@@ -222,7 +237,10 @@ impl WalQueue {
                 .interval
                 .is_some_and(|interval| Instant::now() >= state.queued[0].at + interval);
         if !due {
-            let deadline = self.triggers.interval.map(|interval| state.queued[0].at + interval);
+            let deadline = self
+                .triggers
+                .interval
+                .map(|interval| state.queued[0].at + interval);
             return Action::Wait(deadline);
         }
         let mut bytes = 0;
@@ -267,7 +285,12 @@ impl WalQueue {
     }
 
     /// The background task: append whatever is due until closed or poisoned.
-    pub async fn run(self: Arc<Self>, mut appender: WalAppender, schema: SchemaRef, counters: Arc<WriterCounters>) {
+    pub async fn run(
+        self: Arc<Self>,
+        mut appender: WalAppender,
+        schema: SchemaRef,
+        counters: Arc<WriterCounters>,
+    ) {
         loop {
             match self.decide() {
                 Action::Exit => break,
@@ -285,7 +308,10 @@ impl WalQueue {
                             let len = entry.len() as u64;
                             let io_started = std::time::Instant::now();
                             let appended = appender.append(entry).await;
-                            WriterCounters::add_time(&counters.wal_io_time_ns, io_started.elapsed());
+                            WriterCounters::add_time(
+                                &counters.wal_io_time_ns,
+                                io_started.elapsed(),
+                            );
                             appended.map(|position| (position, len))
                         }
                         Err(err) => Err(err),
@@ -295,7 +321,10 @@ impl WalQueue {
                             self.complete(position);
                             WriterCounters::add(&counters.wal_flush_count, 1);
                             WriterCounters::add(&counters.wal_flush_bytes, len);
-                            WriterCounters::add_time(&counters.wal_flush_time_ns, started.elapsed());
+                            WriterCounters::add_time(
+                                &counters.wal_flush_time_ns,
+                                started.elapsed(),
+                            );
                         }
                         Err(err) => {
                             tracing::error!("WAL append failed, writer poisoned: {err}");

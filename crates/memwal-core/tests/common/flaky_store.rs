@@ -34,7 +34,12 @@ pub struct FlakyStore {
 }
 
 impl FlakyStore {
-    pub fn new(inner: Arc<dyn ObjectStore>, path_fragment: &str, failures: usize, mode: FailMode) -> Self {
+    pub fn new(
+        inner: Arc<dyn ObjectStore>,
+        path_fragment: &str,
+        failures: usize,
+        mode: FailMode,
+    ) -> Self {
         Self {
             inner,
             path_fragment: path_fragment.to_string(),
@@ -66,12 +71,20 @@ impl fmt::Display for FlakyStore {
 }
 
 fn injected() -> object_store::Error {
-    object_store::Error::Generic { store: "flaky", source: "injected write failure".into() }
+    object_store::Error::Generic {
+        store: "flaky",
+        source: "injected write failure".into(),
+    }
 }
 
 #[async_trait]
 impl ObjectStore for FlakyStore {
-    async fn put_opts(&self, location: &Path, payload: PutPayload, opts: PutOptions) -> Result<PutResult> {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> Result<PutResult> {
         if self.should_fail(location) {
             if self.mode == FailMode::LandThenError {
                 self.inner.put_opts(location, payload, opts).await?;
@@ -93,7 +106,10 @@ impl ObjectStore for FlakyStore {
         self.inner.get_opts(location, options).await
     }
 
-    fn delete_stream(&self, locations: BoxStream<'static, Result<Path>>) -> BoxStream<'static, Result<Path>> {
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, Result<Path>>,
+    ) -> BoxStream<'static, Result<Path>> {
         self.inner.delete_stream(locations)
     }
 

@@ -23,7 +23,10 @@ pub fn batch(start: i64, rows: usize) -> RecordBatch {
     let names: Vec<String> = ids.iter().map(|i| format!("name-{i}")).collect();
     RecordBatch::try_new(
         schema(),
-        vec![Arc::new(Int64Array::from(ids)), Arc::new(StringArray::from(names))],
+        vec![
+            Arc::new(Int64Array::from(ids)),
+            Arc::new(StringArray::from(names)),
+        ],
     )
     .unwrap()
 }
@@ -42,10 +45,21 @@ pub fn memory_root(test: &str) -> StorageRoot {
     StorageRoot::open(&format!("memory://{test}-{}", uuid::Uuid::new_v4())).unwrap()
 }
 
-pub async fn open(root: &StorageRoot, shard: Option<uuid::Uuid>, config: ShardWriterConfig) -> ShardWriter {
-    ShardWriter::open(root.clone(), OpenOptions { shard_id: shard, schema: schema(), config })
-        .await
-        .unwrap()
+pub async fn open(
+    root: &StorageRoot,
+    shard: Option<uuid::Uuid>,
+    config: ShardWriterConfig,
+) -> ShardWriter {
+    ShardWriter::open(
+        root.clone(),
+        OpenOptions {
+            shard_id: shard,
+            schema: schema(),
+            config,
+        },
+    )
+    .await
+    .unwrap()
 }
 
 /// Fails the test instead of hanging when an awaited event never comes.

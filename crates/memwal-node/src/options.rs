@@ -1,0 +1,128 @@
+//! Writer options as they cross from JS (fully resolved by the TS layer).
+
+use std::time::Duration;
+
+use memwal_core::ShardWriterConfig;
+use napi_derive::napi;
+
+use crate::errors::to_js;
+
+/// Every writer option, resolved; `null` durations mean "off".
+#[napi(object)]
+pub struct NativeWriterOptions {
+    pub shard_spec_id: f64,
+    pub durable_write: bool,
+    pub sync_indexed_write: bool,
+    pub max_wal_buffer_size: f64,
+    pub max_wal_flush_interval_ms: Option<f64>,
+    pub max_memtable_size: f64,
+    pub max_memtable_rows: f64,
+    pub max_memtable_batches: f64,
+    pub manifest_scan_batch_size: f64,
+    pub max_unflushed_memtable_bytes: f64,
+    pub backpressure_log_interval_ms: f64,
+    pub async_index_buffer_rows: f64,
+    pub async_index_interval_ms: f64,
+    pub stats_log_interval_ms: Option<f64>,
+    pub enable_memtable: bool,
+    pub max_wal_persist_retries: f64,
+    pub wal_persist_retry_base_delay_ms: f64,
+}
+
+fn integer(name: &str, value: f64) -> napi::Result<u64> {
+    if !value.is_finite() || value.fract() != 0.0 || value < 0.0 || value > 9_007_199_254_740_991.0
+    {
+        return Err(to_js(memwal_core::Error::invalid_config(format!(
+            "{name} must be a non-negative integer, got {value}"
+        ))));
+    }
+    Ok(value as u64)
+}
+
+fn millis(name: &str, value: f64) -> napi::Result<Duration> {
+    integer(name, value).map(Duration::from_millis)
+}
+
+fn u32_field(name: &str, value: f64) -> napi::Result<u32> {
+    let v = integer(name, value)?;
+    u32::try_from(v).map_err(|_| {
+        to_js(memwal_core::Error::invalid_config(format!(
+            "{name} must be at most {}, got {v}",
+            u32::MAX
+        )))
+    })
+}
+
+impl NativeWriterOptions {
+    pub fn into_config(self) -> napi::Result<ShardWriterConfig> {
+        Ok(ShardWriterConfig {
+            shard_spec_id: u32_field("shardSpecId", self.shard_spec_id)?,
+            durable_write: self.durable_write,
+            sync_indexed_write: self.sync_indexed_write,
+            max_wal_buffer_size: integer("maxWalBufferSize", self.max_wal_buffer_size)?,
+            max_wal_flush_interval: self
+                .max_wal_flush_interval_ms
+                .map(|v| millis("maxWalFlushIntervalMs", v))
+                .transpose()?,
+            max_memtable_size: integer("maxMemtableSize", self.max_memtable_size)?,
+            max_memtable_rows: integer("maxMemtableRows", self.max_memtable_rows)?,
+            max_memtable_batches: integer("maxMemtableBatches", self.max_memtable_batches)?,
+            manifest_scan_batch_size: integer(
+                "manifestScanBatchSize",
+                self.manifest_scan_batch_size,
+            )?,
+            max_unflushed_memtable_bytes: integer(
+                "maxUnflushedMemtableBytes",
+                self.max_unflushed_memtable_bytes,
+            )?,
+            backpressure_log_interval: millis(
+                "backpressureLogIntervalMs",
+                self.backpressure_log_interval_ms,
+            )?,
+            async_index_buffer_rows: integer("asyncIndexBufferRows", self.async_index_buffer_rows)?,
+            async_index_interval: millis("asyncIndexIntervalMs", self.async_index_interval_ms)?,
+            stats_log_interval: self
+                .stats_log_interval_ms
+                .map(|v| millis("statsLogIntervalMs", v))
+                .transpose()?,
+            enable_memtable: self.enable_memtable,
+            max_wal_persist_retries: u32_field(
+                "maxWalPersistRetries",
+                self.max_wal_persist_retries,
+            )?,
+            wal_persist_retry_base_delay: millis(
+                "walPersistRetryBaseDelayMs",
+                self.wal_persist_retry_base_delay_ms,
+            )?,
+        })
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_millis() as f64
+}
+
+/// The core's defaults, so the TS builder has one source of truth.
+#[napi]
+pub fn default_writer_options() -> NativeWriterOptions {
+    let c = ShardWriterConfig::default();
+    NativeWriterOptions {
+        shard_spec_id: c.shard_spec_id as f64,
+        durable_write: c.durable_write,
+        sync_indexed_write: c.sync_indexed_write,
+        max_wal_buffer_size: c.max_wal_buffer_size as f64,
+        max_wal_flush_interval_ms: c.max_wal_flush_interval.map(ms),
+        max_memtable_size: c.max_memtable_size as f64,
+        max_memtable_rows: c.max_memtable_rows as f64,
+        max_memtable_batches: c.max_memtable_batches as f64,
+        manifest_scan_batch_size: c.manifest_scan_batch_size as f64,
+        max_unflushed_memtable_bytes: c.max_unflushed_memtable_bytes as f64,
+        backpressure_log_interval_ms: ms(c.backpressure_log_interval),
+        async_index_buffer_rows: c.async_index_buffer_rows as f64,
+        async_index_interval_ms: ms(c.async_index_interval),
+        stats_log_interval_ms: c.stats_log_interval.map(ms),
+        enable_memtable: c.enable_memtable,
+        max_wal_persist_retries: c.max_wal_persist_retries as f64,
+        wal_persist_retry_base_delay_ms: ms(c.wal_persist_retry_base_delay),
+    }
+}

@@ -1,0 +1,86 @@
+//! `NativeWalTailer`: read a shard's WAL entries from JS.
+
+use memwal_core::{parse_shard_id, StorageRoot, WalTailer};
+use napi::bindgen_prelude::{Buffer, PromiseRaw};
+use napi::Env;
+use napi_derive::napi;
+
+use crate::errors::{guarded, js_number, js_result, js_u64, to_js};
+use crate::ipc::encode_stream;
+
+#[napi(object)]
+pub struct NativeWalEntry {
+    pub position: f64,
+    pub epoch: f64,
+    pub fence_sentinel: bool,
+    pub num_rows: f64,
+    pub num_batches: u32,
+    /// The entry's batches as one IPC stream (schema without WAL metadata).
+    pub ipc: Buffer,
+}
+
+#[napi]
+pub struct NativeWalTailer {
+    tailer: WalTailer,
+}
+
+#[napi(catch_unwind)]
+pub fn open_wal_tailer(uri: String, shard_id: String) -> napi::Result<NativeWalTailer> {
+    let shard = parse_shard_id(&shard_id)
+        .map_err(|e| to_js(memwal_core::Error::invalid_input(e.message().to_string())))?;
+    let root = js_result(StorageRoot::open(&uri))?;
+    Ok(NativeWalTailer {
+        tailer: WalTailer::new(root, shard),
+    })
+}
+
+#[napi]
+impl NativeWalTailer {
+    #[napi(getter)]
+    pub fn shard_id(&self) -> String {
+        self.tailer.shard_id().to_string()
+    }
+
+    #[napi(catch_unwind)]
+    pub fn first_position<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, f64>> {
+        let tailer = self.tailer.clone();
+        env.spawn_future(async move { js_number(guarded(tailer.first_position()).await?) })
+    }
+
+    #[napi(catch_unwind)]
+    pub fn next_position<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, f64>> {
+        let tailer = self.tailer.clone();
+        env.spawn_future(async move { js_number(guarded(tailer.next_position()).await?) })
+    }
+
+    #[napi(catch_unwind, ts_return_type = "Promise<NativeWalEntry | null>")]
+    pub fn read_entry<'env>(
+        &self,
+        env: &'env Env,
+        position: f64,
+    ) -> napi::Result<PromiseRaw<'env, Option<NativeWalEntry>>> {
+        let position = js_u64("position", position)?;
+        let tailer = self.tailer.clone();
+        env.spawn_future(async move {
+            let entry = guarded(async move {
+                let Some(entry) = tailer.read_entry(position).await? else {
+                    return Ok(None);
+                };
+                let ipc = encode_stream(&entry.schema, &entry.batches)?;
+                Ok(Some((entry, ipc)))
+            })
+            .await?;
+            let Some((entry, ipc)) = entry else {
+                return Ok(None);
+            };
+            Ok(Some(NativeWalEntry {
+                position: js_number(entry.position)?,
+                epoch: js_number(entry.epoch)?,
+                fence_sentinel: entry.fence_sentinel,
+                num_rows: js_number(entry.num_rows() as u64)?,
+                num_batches: entry.batches.len() as u32,
+                ipc: Buffer::from(ipc),
+            }))
+        })
+    }
+}

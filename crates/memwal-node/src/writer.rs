@@ -1,0 +1,218 @@
+//! `NativeShardWriter`: the JS handle of a core `ShardWriter`.
+
+use memwal_core::{parse_shard_id, OpenOptions, ShardWriter, StorageRoot};
+use napi::bindgen_prelude::PromiseRaw;
+use napi::Env;
+use napi_derive::napi;
+
+use crate::errors::{guarded, js_number, js_result, to_js};
+use crate::ipc::{decode_stream, schema_only};
+use crate::options::NativeWriterOptions;
+
+#[napi(object)]
+pub struct NativePutResult {
+    pub start: f64,
+    pub end: f64,
+}
+
+#[napi(object)]
+pub struct NativeWriterStats {
+    pub put_count: f64,
+    pub put_rows: f64,
+    pub put_time_ms: f64,
+    pub wal_flush_count: f64,
+    pub wal_flush_bytes: f64,
+    pub wal_flush_time_ms: f64,
+    pub wal_io_time_ms: f64,
+    pub index_update_time_ms: f64,
+    pub index_update_rows: f64,
+    pub memtable_flush_count: f64,
+    pub memtable_flush_rows: f64,
+    pub memtable_flush_time_ms: f64,
+    pub backpressure_count: f64,
+    pub backpressure_wait_ms: f64,
+}
+
+#[napi(object)]
+pub struct NativeWalStats {
+    pub next_wal_entry_position: f64,
+    pub last_wal_entry_position: f64,
+    pub entries_written: f64,
+    pub pending_batches: f64,
+    pub pending_bytes: f64,
+    pub next_batch_position: f64,
+    pub durable_batch_position: f64,
+}
+
+#[napi(object)]
+pub struct NativeFlushedGeneration {
+    pub generation: f64,
+    pub path: String,
+    pub in_memory_bytes: Option<f64>,
+    pub physical_rows: Option<f64>,
+}
+
+#[napi(object)]
+pub struct NativeManifest {
+    pub version: f64,
+    pub writer_epoch: f64,
+    pub replay_after_wal_entry_position: f64,
+    pub wal_entry_position_last_seen: f64,
+    pub current_generation: f64,
+    pub flushed_generations: Vec<NativeFlushedGeneration>,
+    pub shard_spec_id: u32,
+    pub shard_id: String,
+    pub sealed: bool,
+}
+
+fn manifest_to_js(m: memwal_core::manifest::ShardManifest) -> napi::Result<NativeManifest> {
+    let flushed_generations = m
+        .flushed_generations
+        .iter()
+        .map(|g| {
+            Ok(NativeFlushedGeneration {
+                generation: js_number(g.generation)?,
+                path: g.path.clone(),
+                in_memory_bytes: g.in_memory_bytes.map(js_number).transpose()?,
+                physical_rows: g.physical_rows.map(js_number).transpose()?,
+            })
+        })
+        .collect::<napi::Result<Vec<_>>>()?;
+    Ok(NativeManifest {
+        version: js_number(m.version)?,
+        writer_epoch: js_number(m.writer_epoch)?,
+        replay_after_wal_entry_position: js_number(m.replay_after_wal_entry_position)?,
+        wal_entry_position_last_seen: js_number(m.wal_entry_position_last_seen)?,
+        current_generation: js_number(m.current_generation)?,
+        flushed_generations,
+        shard_spec_id: m.shard_spec_id,
+        shard_id: m.shard_uuid().map(|u| u.to_string()).unwrap_or_default(),
+        sealed: m.is_sealed(),
+    })
+}
+
+#[napi]
+pub struct NativeShardWriter {
+    writer: ShardWriter,
+}
+
+/// Open a writer. `schema_ipc` is an IPC stream holding just the schema.
+#[napi(catch_unwind)]
+pub fn open_shard_writer<'env>(
+    env: &'env Env,
+    uri: String,
+    schema_ipc: &[u8],
+    shard_id: Option<String>,
+    options: NativeWriterOptions,
+) -> napi::Result<PromiseRaw<'env, NativeShardWriter>> {
+    let schema = js_result(schema_only(schema_ipc))?;
+    let config = options.into_config()?;
+    let shard_id = shard_id
+        .map(|s| parse_shard_id(&s))
+        .transpose()
+        .map_err(to_js)?;
+    env.spawn_future(guarded(async move {
+        let root = StorageRoot::open(&uri)?;
+        let writer = ShardWriter::open(
+            root,
+            OpenOptions {
+                shard_id,
+                schema,
+                config,
+            },
+        )
+        .await?;
+        Ok(NativeShardWriter { writer })
+    }))
+}
+
+#[napi]
+impl NativeShardWriter {
+    #[napi(getter)]
+    pub fn shard_id(&self) -> String {
+        self.writer.shard_id().to_string()
+    }
+
+    #[napi(getter)]
+    pub fn epoch(&self) -> napi::Result<f64> {
+        js_number(self.writer.epoch())
+    }
+
+    /// Put the batches of one IPC stream atomically. The bytes are copied
+    /// before this returns, so the caller may reuse its buffer at once.
+    #[napi(catch_unwind)]
+    pub fn put<'env>(
+        &self,
+        env: &'env Env,
+        batches_ipc: &[u8],
+    ) -> napi::Result<PromiseRaw<'env, NativePutResult>> {
+        let (_, batches) = js_result(decode_stream(batches_ipc))?;
+        let writer = self.writer.clone();
+        env.spawn_future(async move {
+            let result = guarded(writer.put(batches)).await?;
+            Ok(NativePutResult {
+                start: js_number(result.batch_positions.start)?,
+                end: js_number(result.batch_positions.end)?,
+            })
+        })
+    }
+
+    #[napi(catch_unwind)]
+    pub fn stats(&self) -> napi::Result<NativeWriterStats> {
+        let s = self.writer.stats();
+        Ok(NativeWriterStats {
+            put_count: js_number(s.put_count)?,
+            put_rows: js_number(s.put_rows)?,
+            put_time_ms: s.put_time_ms,
+            wal_flush_count: js_number(s.wal_flush_count)?,
+            wal_flush_bytes: js_number(s.wal_flush_bytes)?,
+            wal_flush_time_ms: s.wal_flush_time_ms,
+            wal_io_time_ms: s.wal_io_time_ms,
+            index_update_time_ms: s.index_update_time_ms,
+            index_update_rows: js_number(s.index_update_rows)?,
+            memtable_flush_count: js_number(s.memtable_flush_count)?,
+            memtable_flush_rows: js_number(s.memtable_flush_rows)?,
+            memtable_flush_time_ms: s.memtable_flush_time_ms,
+            backpressure_count: js_number(s.backpressure_count)?,
+            backpressure_wait_ms: s.backpressure_wait_ms,
+        })
+    }
+
+    #[napi(catch_unwind)]
+    pub fn wal_stats(&self) -> napi::Result<NativeWalStats> {
+        let s = self.writer.wal_stats();
+        Ok(NativeWalStats {
+            next_wal_entry_position: js_number(s.next_wal_entry_position)?,
+            last_wal_entry_position: js_number(s.last_wal_entry_position)?,
+            entries_written: js_number(s.entries_written)?,
+            pending_batches: js_number(s.pending_batches)?,
+            pending_bytes: js_number(s.pending_bytes)?,
+            next_batch_position: js_number(s.next_batch_position)?,
+            durable_batch_position: js_number(s.durable_batch_position)?,
+        })
+    }
+
+    #[napi(catch_unwind)]
+    pub fn manifest<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, NativeManifest>> {
+        let writer = self.writer.clone();
+        env.spawn_future(async move { manifest_to_js(guarded(writer.manifest()).await?) })
+    }
+
+    #[napi(catch_unwind)]
+    pub fn check_fenced<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, ()>> {
+        let writer = self.writer.clone();
+        env.spawn_future(guarded(async move { writer.check_fenced().await }))
+    }
+
+    /// Fails with WAL_ONLY_MODE (or CLOSED) for MemTable-only operations.
+    #[napi(catch_unwind)]
+    pub fn require_memtable(&self, what: String) -> napi::Result<()> {
+        js_result(self.writer.require_memtable(&what))
+    }
+
+    #[napi(catch_unwind)]
+    pub fn close<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, ()>> {
+        let writer = self.writer.clone();
+        env.spawn_future(guarded(async move { writer.close().await }))
+    }
+}

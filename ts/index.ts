@@ -1,0 +1,20 @@
+/**
+ * memwal: durable Apache Arrow writes for TypeScript, through a write-ahead
+ * log that is wire-compatible with Lance MemWAL.
+ *
+ * @packageDocumentation
+ */
+export { PRIMARY_KEY_METADATA, type PutInput } from './arrow.js'
+export { ShardWriterConfig, type ShardWriterOptions } from './config.js'
+export { MemWalError, type MemWalErrorCode } from './errors.js'
+export { openWalTailer, type WalEntry, WalTailer } from './tailer.js'
+export {
+  type OpenShardWriterOptions,
+  openShardWriter,
+  type PutResult,
+  type ShardManifestInfo,
+  ShardWriter,
+  type StorageOptions,
+  type WalStats,
+  type WriterStats,
+} from './writer.js'

@@ -1,0 +1,195 @@
+import type { Schema } from 'apache-arrow'
+import {
+  type NativeManifest,
+  type NativeShardWriter,
+  type NativeWalStats,
+  type NativeWriterStats,
+  openShardWriter as nativeOpenShardWriter,
+} from '../index.js'
+import { batchesOf, batchesToIPC, isSchema, type PutInput, schemaToIPC, withPrimaryKey } from './arrow.js'
+import { ShardWriterConfig, type ShardWriterOptions } from './config.js'
+import { MemWalError, native, nativeSync } from './errors.js'
+
+/** Credentials and endpoint for object-store roots (used by `s3://`). */
+export interface StorageOptions {
+  region?: string
+  endpoint?: string
+  accessKeyId?: string
+  secretAccessKey?: string
+  sessionToken?: string
+  allowHttp?: boolean
+}
+
+export interface OpenShardWriterOptions {
+  /** The schema every put must match (names, types, nullability). */
+  schema: Schema
+  /** A lowercase hyphenated UUID; a random v4 id when omitted. */
+  shardId?: string
+  /** Primary-key columns; marks them with Lance's primary-key field metadata. */
+  primaryKey?: readonly string[]
+  config?: ShardWriterConfig | Partial<ShardWriterOptions>
+  storageOptions?: StorageOptions
+}
+
+/** Writer-global batch positions of one put: `[start, end)`. */
+export interface PutResult {
+  batchPositions: { start: number; end: number }
+}
+
+export type WriterStats = NativeWriterStats
+export type WalStats = NativeWalStats
+export type ShardManifestInfo = NativeManifest
+
+const OPEN_OPTION_NAMES = new Set(['schema', 'shardId', 'primaryKey', 'config', 'storageOptions'])
+
+/**
+ * Writes Arrow batches to one shard through a write-ahead log. Obtain one
+ * with `openShardWriter`; call `close()` (or use `await using`) when done.
+ */
+export class ShardWriter implements AsyncDisposable {
+  readonly #native: NativeShardWriter
+  readonly #config: ShardWriterConfig
+  #closed = false
+
+  /** The shard this writer owns. */
+  readonly shardId: string
+  /** The epoch this writer claimed; a newer writer fences it. */
+  readonly epoch: number
+  /** The schema puts must match (with primary-key metadata applied). */
+  readonly schema: Schema
+
+  /** @internal Use `openShardWriter`. */
+  constructor(nativeWriter: NativeShardWriter, schema: Schema, config: ShardWriterConfig) {
+    this.#native = nativeWriter
+    this.#config = config
+    this.shardId = nativeWriter.shardId
+    this.epoch = nativeWriter.epoch
+    this.schema = schema
+  }
+
+  /** The options the writer runs with. */
+  get config(): ShardWriterOptions {
+    return this.#config.toOptions()
+  }
+
+  /** `false` once `close()` has been called. */
+  isOpen(): boolean {
+    return !this.#closed
+  }
+
+  #ensureOpen(): void {
+    if (this.#closed) {
+      throw new MemWalError('CLOSED', 'Shard writer is closed', { shardId: this.shardId })
+    }
+  }
+
+  /**
+   * Insert a Table, a RecordBatch or several batches atomically. With
+   * `durableWrite` (the default) it resolves once they are in the WAL.
+   */
+  async put(data: PutInput): Promise<PutResult> {
+    this.#ensureOpen()
+    const batches = nativeSync(() => batchesOf(data))
+    const result = await native(() => this.#native.put(batchesToIPC(batches)))
+    return { batchPositions: { start: result.start, end: result.end } }
+  }
+
+  /** Counters: puts, WAL appends, bytes, time, backpressure. */
+  stats(): WriterStats {
+    this.#ensureOpen()
+    return nativeSync(() => this.#native.stats())
+  }
+
+  /** WAL position and queue state. */
+  walStats(): WalStats {
+    this.#ensureOpen()
+    return nativeSync(() => this.#native.walStats())
+  }
+
+  /** The shard's latest manifest. */
+  async manifest(): Promise<ShardManifestInfo> {
+    this.#ensureOpen()
+    return native(() => this.#native.manifest())
+  }
+
+  /** Rejects with FENCED if a newer writer has claimed the shard. */
+  async checkFenced(): Promise<void> {
+    this.#ensureOpen()
+    await native(() => this.#native.checkFenced())
+  }
+
+  #memtableOnly(what: string): never {
+    this.#ensureOpen()
+    nativeSync(() => this.#native.requireMemtable(what))
+    throw new MemWalError('INTERNAL', `${what} is not implemented`)
+  }
+
+  /** MemTable statistics (MemTable mode only). */
+  async memtableStats(): Promise<never> {
+    this.#memtableOnly('memtableStats')
+  }
+
+  /** Scan unflushed rows (MemTable mode only). */
+  async scan(_options?: unknown): Promise<never> {
+    this.#memtableOnly('scan')
+  }
+
+  /** Freeze the active MemTable and schedule its flush (MemTable mode only). */
+  async forceSealActive(): Promise<never> {
+    this.#memtableOnly('forceSealActive')
+  }
+
+  /** Wait until every frozen MemTable is flushed (MemTable mode only). */
+  async waitForFlushDrain(): Promise<never> {
+    this.#memtableOnly('waitForFlushDrain')
+  }
+
+  /**
+   * Append everything queued, stop background work and release the shard.
+   * Rejects with the first error the writer met (FENCED, IO, …). Calling it
+   * again resolves or rejects the same way; every other call then fails
+   * with CLOSED.
+   */
+  async close(): Promise<void> {
+    this.#closed = true
+    await native(() => this.#native.close())
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close()
+  }
+}
+
+/**
+ * Open a writer on `root` (`file:///dir`, a path, or `memory://name`),
+ * claiming the shard's next epoch. An existing writer of the same shard is
+ * fenced: its next durable put fails with FENCED.
+ */
+export async function openShardWriter(
+  root: string,
+  options: OpenShardWriterOptions,
+): Promise<ShardWriter> {
+  if (typeof root !== 'string') {
+    throw new MemWalError('INVALID_INPUT', 'The storage root must be a string URI or path')
+  }
+  if (options === null || typeof options !== 'object') {
+    throw new MemWalError('INVALID_INPUT', 'openShardWriter needs an options object with a schema')
+  }
+  for (const name of Object.keys(options)) {
+    if (!OPEN_OPTION_NAMES.has(name)) {
+      throw new MemWalError('INVALID_CONFIG', `Unknown openShardWriter option '${name}'`)
+    }
+  }
+  if (!isSchema(options.schema)) {
+    throw new MemWalError('INVALID_INPUT', 'options.schema must be an apache-arrow Schema')
+  }
+  if (options.shardId !== undefined && typeof options.shardId !== 'string') {
+    throw new MemWalError('INVALID_CONFIG', 'shardId must be a UUID string')
+  }
+  const config = ShardWriterConfig.from(options.config ?? {})
+  const schema = options.primaryKey ? withPrimaryKey(options.schema, options.primaryKey) : options.schema
+  const nativeWriter = await native(() =>
+    nativeOpenShardWriter(root, schemaToIPC(schema), options.shardId, config.toNative()),
+  )
+  return new ShardWriter(nativeWriter, schema, config)
+}

@@ -1,0 +1,12 @@
+import { defineConfig } from 'vitest/config'
+
+export default defineConfig({
+  test: {
+    include: ['__test__/**/*.test.ts'],
+    // Native addons and worker_threads do not mix well (an addon is loaded once per
+    // process and cannot be unloaded), so every test file runs in its own child process.
+    pool: 'forks',
+    testTimeout: 60_000,
+    hookTimeout: 60_000,
+  },
+})
