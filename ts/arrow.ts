@@ -6,6 +6,7 @@ import {
   type Table,
   tableFromIPC,
 } from 'apache-arrow'
+import { adoptBatch, adoptSchema } from './adopt.js'
 import { MemWalError } from './errors.js'
 
 /** What `put` accepts: a Table, one RecordBatch, or several. */
@@ -48,7 +49,10 @@ export function batchesOf(input: PutInput): RecordBatch[] {
   if (Array.isArray(input)) {
     input.forEach((batch, i) => {
       if (!isRecordBatch(batch)) {
-        throw new MemWalError('INVALID_INPUT', `Element ${i} of the batch list is not a RecordBatch`)
+        throw new MemWalError(
+          'INVALID_INPUT',
+          `Element ${i} of the batch list is not a RecordBatch`,
+        )
       }
     })
     return [...input]
@@ -59,10 +63,41 @@ export function batchesOf(input: PutInput): RecordBatch[] {
   )
 }
 
-/** One IPC stream holding `batches` (the native side copies it once). */
+function describeField(field: Field): string {
+  return `'${field.name}' ${String(field.type)}${field.nullable ? ' (nullable)' : ''}`
+}
+
+/** How `other` differs from `schema` in names, types or nullability, if it does. */
+function firstDifference(schema: Schema, other: Schema): string | undefined {
+  if (other.fields.length !== schema.fields.length) {
+    return `has ${other.fields.length} fields rather`
+  }
+  for (let j = 0; j < schema.fields.length; j++) {
+    const want = describeField(schema.fields[j])
+    const have = describeField(other.fields[j])
+    if (want !== have) return `has field ${j} ${have} rather`
+  }
+  return undefined
+}
+
+/**
+ * One IPC stream holding `batches` (the native side copies it once).
+ *
+ * Every batch is written under the first batch's schema: batches from
+ * different tables carry different dictionary ids, and a schema change in
+ * mid-stream would otherwise end the stream and drop the rest.
+ */
 export function batchesToIPC(batches: readonly RecordBatch[]): Uint8Array {
-  const writer = new RecordBatchStreamWriter()
-  for (const batch of batches) writer.write(batch)
+  const writer = new RecordBatchStreamWriter({ autoDestroy: false })
+  const first = batches[0].schema
+  const schema = adoptSchema(first)
+  batches.forEach((batch, i) => {
+    const difference = batch.schema === first ? undefined : firstDifference(first, batch.schema)
+    if (difference) {
+      throw new MemWalError('SCHEMA_MISMATCH', `Batch ${i} ${difference} than batch 0`)
+    }
+    writer.write(adoptBatch(batch, schema))
+  })
   writer.finish()
   return writer.toUint8Array(true)
 }
@@ -70,7 +105,7 @@ export function batchesToIPC(batches: readonly RecordBatch[]): Uint8Array {
 /** An IPC stream with the schema and no batches. */
 export function schemaToIPC(schema: Schema): Uint8Array {
   const writer = new RecordBatchStreamWriter()
-  writer.reset(undefined, schema)
+  writer.reset(undefined, adoptSchema(schema))
   writer.finish()
   return writer.toUint8Array(true)
 }
@@ -102,6 +137,5 @@ export function withPrimaryKey(schema: Schema, primaryKey: readonly string[]): S
     metadata.set(`${PRIMARY_KEY_METADATA}:position`, String(index + 1))
     return new Field(field.name, field.type, field.nullable, metadata)
   })
-  return new Schema(fields, new Map(schema.metadata))
+  return adoptSchema(new Schema(fields, new Map(schema.metadata)))
 }
-

@@ -133,7 +133,10 @@ export class ShardWriterConfig {
   }
 
   /** A copy with one option changed. */
-  with<K extends keyof ShardWriterOptions>(name: K, value: ShardWriterOptions[K]): ShardWriterConfig {
+  with<K extends keyof ShardWriterOptions>(
+    name: K,
+    value: ShardWriterOptions[K],
+  ): ShardWriterConfig {
     checkOptions({ [name]: value })
     return new ShardWriterConfig({ ...this.#options, [name]: value })
   }

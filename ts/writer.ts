@@ -6,7 +6,14 @@ import {
   type NativeWriterStats,
   openShardWriter as nativeOpenShardWriter,
 } from '../index.js'
-import { batchesOf, batchesToIPC, isSchema, type PutInput, schemaToIPC, withPrimaryKey } from './arrow.js'
+import {
+  batchesOf,
+  batchesToIPC,
+  isSchema,
+  type PutInput,
+  schemaToIPC,
+  withPrimaryKey,
+} from './arrow.js'
 import { ShardWriterConfig, type ShardWriterOptions } from './config.js'
 import { MemWalError, native, nativeSync } from './errors.js'
 
@@ -90,7 +97,24 @@ export class ShardWriter implements AsyncDisposable {
   async put(data: PutInput): Promise<PutResult> {
     this.#ensureOpen()
     const batches = nativeSync(() => batchesOf(data))
+    if (batches.length === 0) {
+      throw new MemWalError('INVALID_INPUT', 'Cannot write empty batch list', {
+        shardId: this.shardId,
+      })
+    }
+    batches.forEach((batch, i) => {
+      if (batch.numRows === 0) {
+        throw new MemWalError('INVALID_INPUT', `Batch ${i} is empty`, { shardId: this.shardId })
+      }
+    })
     const result = await native(() => this.#native.put(batchesToIPC(batches)))
+    if (result.end - result.start !== batches.length) {
+      throw new MemWalError(
+        'INTERNAL',
+        `put handed ${batches.length} batches to the writer but ${result.end - result.start} arrived`,
+        { shardId: this.shardId },
+      )
+    }
     return { batchPositions: { start: result.start, end: result.end } }
   }
 
@@ -187,7 +211,9 @@ export async function openShardWriter(
     throw new MemWalError('INVALID_CONFIG', 'shardId must be a UUID string')
   }
   const config = ShardWriterConfig.from(options.config ?? {})
-  const schema = options.primaryKey ? withPrimaryKey(options.schema, options.primaryKey) : options.schema
+  const schema = options.primaryKey
+    ? withPrimaryKey(options.schema, options.primaryKey)
+    : options.schema
   const nativeWriter = await native(() =>
     nativeOpenShardWriter(root, schemaToIPC(schema), options.shardId, config.toNative()),
   )

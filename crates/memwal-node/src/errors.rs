@@ -56,13 +56,17 @@ pub fn js_number(value: u64) -> napi::Result<f64> {
     Ok(value as f64)
 }
 
-/// A JS number that must be a non-negative safe integer.
+/// `value` as an integer if it is a non-negative safe integer.
+pub fn safe_integer(value: f64) -> Option<u64> {
+    ((0.0..=9_007_199_254_740_991.0).contains(&value) && value.fract() == 0.0)
+        .then_some(value as u64)
+}
+
+/// A JS number argument that must be a non-negative safe integer.
 pub fn js_u64(name: &str, value: f64) -> napi::Result<u64> {
-    if !value.is_finite() || value < 0.0 || value.fract() != 0.0 || value > 9_007_199_254_740_991.0
-    {
-        return Err(to_js(Error::invalid_input(format!(
+    safe_integer(value).ok_or_else(|| {
+        to_js(Error::invalid_input(format!(
             "{name} must be a non-negative integer, got {value}"
-        ))));
-    }
-    Ok(value as u64)
+        )))
+    })
 }

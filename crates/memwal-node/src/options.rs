@@ -5,7 +5,7 @@ use std::time::Duration;
 use memwal_core::ShardWriterConfig;
 use napi_derive::napi;
 
-use crate::errors::to_js;
+use crate::errors::{safe_integer, to_js};
 
 /// Every writer option, resolved; `null` durations mean "off".
 #[napi(object)]
@@ -30,13 +30,11 @@ pub struct NativeWriterOptions {
 }
 
 fn integer(name: &str, value: f64) -> napi::Result<u64> {
-    if !value.is_finite() || value.fract() != 0.0 || value < 0.0 || value > 9_007_199_254_740_991.0
-    {
-        return Err(to_js(memwal_core::Error::invalid_config(format!(
+    safe_integer(value).ok_or_else(|| {
+        to_js(memwal_core::Error::invalid_config(format!(
             "{name} must be a non-negative integer, got {value}"
-        ))));
-    }
-    Ok(value as u64)
+        )))
+    })
 }
 
 fn millis(name: &str, value: f64) -> napi::Result<Duration> {

@@ -136,7 +136,7 @@ impl WalAppender {
             failures += 1;
             // The failed write may still have landed: look before retrying.
             if let Ok(Some(stored)) = self.root.get(&path).await {
-                return Ok(if &stored == entry {
+                return Ok(if stored == entry {
                     Slot::Ours
                 } else {
                     Slot::Taken
@@ -171,7 +171,7 @@ impl WalAppender {
 
     async fn whose(&self, path: &object_store::path::Path, entry: &Bytes) -> Result<Slot> {
         match self.root.get(path).await? {
-            Some(stored) if &stored == entry => Ok(Slot::Ours),
+            Some(stored) if stored == entry => Ok(Slot::Ours),
             _ => Ok(Slot::Taken),
         }
     }

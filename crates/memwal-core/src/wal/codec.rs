@@ -253,7 +253,8 @@ mod tests {
             ],
         )
         .unwrap();
-        let entry = decode_entry(1, encode_entry(2, &s, &[b.clone()]).unwrap()).unwrap();
+        let entry =
+            decode_entry(1, encode_entry(2, &s, std::slice::from_ref(&b)).unwrap()).unwrap();
         assert_eq!(entry.batches[0].column(1), b.column(1));
     }
 

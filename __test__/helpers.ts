@@ -1,0 +1,65 @@
+// Shared fixtures for the vitest suites: a temp root per test and small tables.
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { type Table, tableFromArrays } from 'apache-arrow'
+import { expect } from 'vitest'
+import { MemWalError, type MemWalErrorCode } from '../ts/index.js'
+
+/** A fresh local directory; removed by the returned cleanup. */
+export function tempRoot(): { dir: string; uri: string; cleanup: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), 'memwal-test-'))
+  return { dir, uri: `file://${dir}`, cleanup: () => rmSync(dir, { recursive: true, force: true }) }
+}
+
+/** A unique in-process memory root. */
+export function memoryRoot(name: string): string {
+  return `memory://${name}-${Math.random().toString(36).slice(2)}`
+}
+
+/** Rows with ids `start..start+rows` and a name column. */
+export function events(start: number, rows: number): Table {
+  const ids = BigInt64Array.from({ length: rows }, (_, i) => BigInt(start + i))
+  const names = Array.from({ length: rows }, (_, i) => `event-${start + i}`)
+  return tableFromArrays({ id: ids, name: names })
+}
+
+export const WAL_ONLY = { enableMemtable: false, maxWalFlushIntervalMs: null } as const
+
+/** Assert that `promise` rejects with a MemWalError of `code`; returns it. */
+export async function rejectsWith(
+  promise: Promise<unknown>,
+  code: MemWalErrorCode,
+): Promise<MemWalError> {
+  let caught: unknown
+  try {
+    await promise
+  } catch (error) {
+    caught = error
+  }
+  expect(caught, `expected a ${code} rejection`).toBeInstanceOf(MemWalError)
+  const error = caught as MemWalError
+  expect(error.code, error.message).toBe(code)
+  return error
+}
+
+/** Assert that `fn` throws a MemWalError of `code`; returns it. */
+export function throwsWith(fn: () => unknown, code: MemWalErrorCode): MemWalError {
+  let caught: unknown
+  try {
+    fn()
+  } catch (error) {
+    caught = error
+  }
+  expect(caught, `expected a ${code} error`).toBeInstanceOf(MemWalError)
+  const error = caught as MemWalError
+  expect(error.code, error.message).toBe(code)
+  return error
+}
+
+/** Every id stored in the given batches, in order. */
+export function idsOf(
+  batches: { getChild(name: string): { toArray(): ArrayLike<unknown> } | null }[],
+): number[] {
+  return batches.flatMap((b) => Array.from(b.getChild('id')?.toArray() ?? [], (v) => Number(v)))
+}
