@@ -21,8 +21,10 @@ export declare class NativeShardWriter {
   walStats(): NativeWalStats
   manifest(): Promise<NativeManifest>
   checkFenced(): Promise<undefined>
-  /** Fails with WAL_ONLY_MODE (or CLOSED) for MemTable-only operations. */
-  requireMemtable(what: string): void
+  memtableStats(): NativeMemTableStats
+  /** Resolves to whether a MemTable was frozen. */
+  forceSealActive(): Promise<boolean>
+  waitForFlushDrain(): Promise<undefined>
   close(): Promise<undefined>
 }
 
@@ -55,6 +57,19 @@ export interface NativeManifest {
   shardSpecId: number
   shardId: string
   sealed: boolean
+}
+
+export interface NativeMemTableStats {
+  rowCount: number
+  batchCount: number
+  estimatedSize: number
+  generation: number
+  frozenCount: number
+  frozenBytes: number
+  frozenRows: number
+  /** Batch positions `[pendingWalStart, pendingWalEnd)` are not yet in the WAL. */
+  pendingWalStart: number
+  pendingWalEnd: number
 }
 
 export interface NativePutResult {
@@ -101,6 +116,8 @@ export interface NativeWriterOptions {
   enableMemtable: boolean
   maxWalPersistRetries: number
   walPersistRetryBaseDelayMs: number
+  /** Codec of flushed Parquet files: none, snappy, lz4 or zstd. */
+  flushCompression: string
 }
 
 export interface NativeWriterStats {

@@ -33,9 +33,16 @@ export interface ShardWriterOptions {
   /** Store errors retried at one WAL position before the writer is poisoned. */
   maxWalPersistRetries: number
   walPersistRetryBaseDelayMs: number
+  /** Codec of flushed Parquet generations. */
+  flushCompression: FlushCompression
 }
 
-type Kind = 'number' | 'boolean' | 'number|null'
+/** Codecs for flushed Parquet files. */
+export type FlushCompression = 'none' | 'snappy' | 'lz4' | 'zstd'
+
+const COMPRESSIONS: readonly string[] = ['none', 'snappy', 'lz4', 'zstd']
+
+type Kind = 'number' | 'boolean' | 'number|null' | 'compression'
 
 const KINDS: { readonly [K in keyof ShardWriterOptions]: Kind } = {
   shardSpecId: 'number',
@@ -55,18 +62,29 @@ const KINDS: { readonly [K in keyof ShardWriterOptions]: Kind } = {
   enableMemtable: 'boolean',
   maxWalPersistRetries: 'number',
   walPersistRetryBaseDelayMs: 'number',
+  flushCompression: 'compression',
 }
 
 function nativeDefaults(): ShardWriterOptions {
   const d = defaultWriterOptions()
   return {
     ...d,
+    flushCompression: d.flushCompression as FlushCompression,
     maxWalFlushIntervalMs: d.maxWalFlushIntervalMs ?? null,
     statsLogIntervalMs: d.statsLogIntervalMs ?? null,
   }
 }
 
 function checkValue(name: string, kind: Kind, value: unknown): void {
+  if (kind === 'compression') {
+    if (typeof value !== 'string' || !COMPRESSIONS.includes(value)) {
+      throw new MemWalError(
+        'INVALID_CONFIG',
+        `${name} must be one of ${COMPRESSIONS.join(', ')}, got ${String(value)}`,
+      )
+    }
+    return
+  }
   const ok =
     kind === 'boolean'
       ? typeof value === 'boolean'
@@ -191,6 +209,9 @@ export class ShardWriterConfig {
   }
   withWalPersistRetryBaseDelayMs(value: number): ShardWriterConfig {
     return this.with('walPersistRetryBaseDelayMs', value)
+  }
+  withFlushCompression(value: FlushCompression): ShardWriterConfig {
+    return this.with('flushCompression', value)
   }
 
   /** The resolved options as a plain object. */

@@ -5,10 +5,11 @@
  * @packageDocumentation
  */
 export { PRIMARY_KEY_METADATA, type PutInput } from './arrow.js'
-export { ShardWriterConfig, type ShardWriterOptions } from './config.js'
+export { type FlushCompression, ShardWriterConfig, type ShardWriterOptions } from './config.js'
 export { MemWalError, type MemWalErrorCode } from './errors.js'
 export { openWalTailer, type WalEntry, WalTailer } from './tailer.js'
 export {
+  type MemTableStats,
   type OpenShardWriterOptions,
   openShardWriter,
   type PutResult,

@@ -1,6 +1,7 @@
 import type { Schema } from 'apache-arrow'
 import {
   type NativeManifest,
+  type NativeMemTableStats,
   type NativeShardWriter,
   type NativeWalStats,
   type NativeWriterStats,
@@ -45,6 +46,7 @@ export interface PutResult {
 
 export type WriterStats = NativeWriterStats
 export type WalStats = NativeWalStats
+export type MemTableStats = NativeMemTableStats
 export type ShardManifestInfo = NativeManifest
 
 const OPEN_OPTION_NAMES = new Set(['schema', 'shardId', 'primaryKey', 'config', 'storageOptions'])
@@ -142,30 +144,32 @@ export class ShardWriter implements AsyncDisposable {
     await native(() => this.#native.checkFenced())
   }
 
-  #memtableOnly(what: string): never {
+  /** Rows, batches and bytes in the active and frozen MemTables (MemTable mode). */
+  async memtableStats(): Promise<MemTableStats> {
     this.#ensureOpen()
-    nativeSync(() => this.#native.requireMemtable(what))
-    throw new MemWalError('INTERNAL', `${what} is not implemented`)
-  }
-
-  /** MemTable statistics (MemTable mode only). */
-  async memtableStats(): Promise<never> {
-    this.#memtableOnly('memtableStats')
+    return nativeSync(() => this.#native.memtableStats())
   }
 
   /** Scan unflushed rows (MemTable mode only). */
   async scan(_options?: unknown): Promise<never> {
-    this.#memtableOnly('scan')
+    this.#ensureOpen()
+    nativeSync(() => this.#native.memtableStats())
+    throw new MemWalError('INTERNAL', 'scan is not implemented yet', { shardId: this.shardId })
   }
 
-  /** Freeze the active MemTable and schedule its flush (MemTable mode only). */
-  async forceSealActive(): Promise<never> {
-    this.#memtableOnly('forceSealActive')
+  /**
+   * Freeze the active MemTable and schedule its flush to Parquet (MemTable
+   * mode). Resolves to whether anything was frozen.
+   */
+  async forceSealActive(): Promise<boolean> {
+    this.#ensureOpen()
+    return native(() => this.#native.forceSealActive())
   }
 
-  /** Wait until every frozen MemTable is flushed (MemTable mode only). */
-  async waitForFlushDrain(): Promise<never> {
-    this.#memtableOnly('waitForFlushDrain')
+  /** Resolve once every MemTable frozen so far is flushed and committed. */
+  async waitForFlushDrain(): Promise<void> {
+    this.#ensureOpen()
+    await native(() => this.#native.waitForFlushDrain())
   }
 
   /**

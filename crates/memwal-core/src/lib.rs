@@ -4,8 +4,10 @@
 //! The crate has no Node.js types; `memwal-node` wraps it for JavaScript.
 
 pub mod error;
+pub mod flush;
 pub mod layout;
 pub mod manifest;
+pub mod memtable;
 pub mod store;
 pub mod wal;
 pub mod writer;

@@ -459,7 +459,7 @@ async fn invalid_configs_fail_before_claiming() {
             ..wal_only()
         },
         ShardWriterConfig {
-            enable_memtable: true,
+            manifest_scan_batch_size: 0,
             ..wal_only()
         },
     ] {

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use memwal_core::flush::FlushCompression;
 use memwal_core::ShardWriterConfig;
 use napi_derive::napi;
 
@@ -27,6 +28,8 @@ pub struct NativeWriterOptions {
     pub enable_memtable: bool,
     pub max_wal_persist_retries: f64,
     pub wal_persist_retry_base_delay_ms: f64,
+    /// Codec of flushed Parquet files: none, snappy, lz4 or zstd.
+    pub flush_compression: String,
 }
 
 fn integer(name: &str, value: f64) -> napi::Result<u64> {
@@ -92,6 +95,7 @@ impl NativeWriterOptions {
                 "walPersistRetryBaseDelayMs",
                 self.wal_persist_retry_base_delay_ms,
             )?,
+            flush_compression: FlushCompression::parse(&self.flush_compression).map_err(to_js)?,
         })
     }
 }
@@ -122,5 +126,6 @@ pub fn default_writer_options() -> NativeWriterOptions {
         enable_memtable: c.enable_memtable,
         max_wal_persist_retries: c.max_wal_persist_retries as f64,
         wal_persist_retry_base_delay_ms: ms(c.wal_persist_retry_base_delay),
+        flush_compression: c.flush_compression.name().to_string(),
     }
 }

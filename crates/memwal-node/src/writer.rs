@@ -45,6 +45,20 @@ pub struct NativeWalStats {
 }
 
 #[napi(object)]
+pub struct NativeMemTableStats {
+    pub row_count: f64,
+    pub batch_count: f64,
+    pub estimated_size: f64,
+    pub generation: f64,
+    pub frozen_count: f64,
+    pub frozen_bytes: f64,
+    pub frozen_rows: f64,
+    /// Batch positions `[pendingWalStart, pendingWalEnd)` are not yet in the WAL.
+    pub pending_wal_start: f64,
+    pub pending_wal_end: f64,
+}
+
+#[napi(object)]
 pub struct NativeFlushedGeneration {
     pub generation: f64,
     pub path: String,
@@ -204,10 +218,34 @@ impl NativeShardWriter {
         env.spawn_future(guarded(async move { writer.check_fenced().await }))
     }
 
-    /// Fails with WAL_ONLY_MODE (or CLOSED) for MemTable-only operations.
     #[napi(catch_unwind)]
-    pub fn require_memtable(&self, what: String) -> napi::Result<()> {
-        js_result(self.writer.require_memtable(&what))
+    pub fn memtable_stats(&self) -> napi::Result<NativeMemTableStats> {
+        let s = js_result(self.writer.memtable_stats())?;
+        let durable = self.writer.wal_stats();
+        Ok(NativeMemTableStats {
+            row_count: js_number(s.row_count)?,
+            batch_count: js_number(s.batch_count)?,
+            estimated_size: js_number(s.estimated_size)?,
+            generation: js_number(s.generation)?,
+            frozen_count: js_number(s.frozen_count)?,
+            frozen_bytes: js_number(s.frozen_bytes)?,
+            frozen_rows: js_number(s.frozen_rows)?,
+            pending_wal_start: js_number(durable.durable_batch_position)?,
+            pending_wal_end: js_number(durable.next_batch_position)?,
+        })
+    }
+
+    /// Resolves to whether a MemTable was frozen.
+    #[napi(catch_unwind)]
+    pub fn force_seal_active<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, bool>> {
+        let writer = self.writer.clone();
+        env.spawn_future(guarded(async move { writer.force_seal_active().await }))
+    }
+
+    #[napi(catch_unwind)]
+    pub fn wait_for_flush_drain<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, ()>> {
+        let writer = self.writer.clone();
+        env.spawn_future(guarded(async move { writer.wait_for_flush_drain().await }))
     }
 
     #[napi(catch_unwind)]

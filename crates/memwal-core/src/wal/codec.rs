@@ -48,8 +48,11 @@ pub fn encode_entry(epoch: u64, schema: &Schema, batches: &[RecordBatch]) -> Res
     let mut metadata = schema.metadata().clone();
     metadata.insert(WRITER_EPOCH_KEY.to_string(), epoch.to_string());
     let entry_schema = Schema::new_with_metadata(schema.fields().clone(), metadata);
-    let body: usize = batches.iter().map(RecordBatch::get_array_memory_size).sum();
-    let mut out = Vec::with_capacity(body + 1024);
+    let body: u64 = batches
+        .iter()
+        .map(crate::memtable::batch_store::estimate_batch_bytes)
+        .sum();
+    let mut out = Vec::with_capacity(body as usize + 1024);
     let mut writer = StreamWriter::try_new(&mut out, &entry_schema)
         .map_err(|e| Error::internal(format!("Cannot start WAL entry: {e}")))?;
     for batch in batches {

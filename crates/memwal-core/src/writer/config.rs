@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::flush::FlushCompression;
 
 const MIB: u64 = 1024 * 1024;
 
@@ -36,6 +37,8 @@ pub struct ShardWriterConfig {
     pub enable_memtable: bool,
     pub max_wal_persist_retries: u32,
     pub wal_persist_retry_base_delay: Duration,
+    /// Codec of flushed Parquet generations.
+    pub flush_compression: FlushCompression,
 }
 
 impl Default for ShardWriterConfig {
@@ -58,6 +61,7 @@ impl Default for ShardWriterConfig {
             enable_memtable: true,
             max_wal_persist_retries: 3,
             wal_persist_retry_base_delay: Duration::from_millis(50),
+            flush_compression: FlushCompression::Snappy,
         }
     }
 }

@@ -2,6 +2,8 @@
 //! into durable WAL entries.
 
 mod config;
+mod memtable_mode;
+mod replay;
 mod schema_check;
 mod stats;
 mod wal_queue;
@@ -17,6 +19,7 @@ use tokio::sync::OnceCell;
 use tokio::task::JoinHandle;
 
 pub use config::ShardWriterConfig;
+pub use memtable_mode::{FlushProgress, MemTableStats};
 pub use stats::{WriterCounters, WriterStats};
 pub use wal_queue::{Progress, QueueStats};
 
@@ -26,6 +29,7 @@ use crate::manifest::{ManifestStore, ShardManifest};
 use crate::store::StorageRoot;
 use crate::wal::codec::TOMBSTONE_COLUMN;
 use crate::wal::{RetryPolicy, WalAppender};
+use memtable_mode::{Flusher, MemTableLimits, MemTables};
 use wal_queue::{QueueTriggers, WalQueue};
 
 /// What a writer is opened with besides the storage root.
@@ -64,9 +68,13 @@ struct Inner {
     config: ShardWriterConfig,
     manifests: ManifestStore,
     queue: Arc<WalQueue>,
+    /// `None` in WAL-only mode.
+    memtables: Option<Arc<MemTables>>,
     counters: Arc<WriterCounters>,
     wal_task: Mutex<Option<JoinHandle<()>>>,
+    flush_task: Mutex<Option<JoinHandle<()>>>,
     stats_task: Option<JoinHandle<()>>,
+    closing: tokio::sync::watch::Sender<bool>,
     closed: AtomicBool,
     close_outcome: OnceCell<Result<()>>,
 }
@@ -75,6 +83,11 @@ impl Drop for Inner {
     fn drop(&mut self) {
         // Dropped without close(): stop background work, as a crash would.
         self.queue.abort();
+        for task in [&self.flush_task, &self.wal_task] {
+            if let Some(task) = task.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+                task.abort();
+            }
+        }
         if let Some(task) = &self.stats_task {
             task.abort();
         }
@@ -132,12 +145,6 @@ impl ShardWriter {
         } = options;
         config.validate()?;
         validate_writer_schema(&schema)?;
-        if config.enable_memtable {
-            return Err(Error::invalid_config(
-                "enableMemtable: MemTable mode is not available in this build yet; \
-                 open with enableMemtable: false (WAL-only mode)",
-            ));
-        }
         let shard_id = shard_id.unwrap_or_else(uuid::Uuid::new_v4);
         let layout = ShardLayout::new(shard_id);
         let manifests = ManifestStore::new(
@@ -155,7 +162,7 @@ impl ShardWriter {
             max_retries: config.max_wal_persist_retries,
             base_delay: config.wal_persist_retry_base_delay,
         };
-        let mut appender = WalAppender::open(root, manifests.clone(), epoch, hint, retry)
+        let mut appender = WalAppender::open(root.clone(), manifests.clone(), epoch, hint, retry)
             .await
             .map_err(|e| e.with_shard(shard_id))?;
         if epoch >= 2 {
@@ -166,14 +173,66 @@ impl ShardWriter {
         }
 
         let counters = Arc::new(WriterCounters::default());
-        let queue = WalQueue::new(
-            0,
-            appender.next_position(),
-            QueueTriggers {
-                size: config.max_wal_buffer_size,
-                interval: config.max_wal_flush_interval,
-            },
-        );
+        let triggers = QueueTriggers {
+            size: config.max_wal_buffer_size,
+            interval: config.max_wal_flush_interval,
+            track_entry_ends: config.enable_memtable,
+        };
+        let (closing, closing_rx) = tokio::sync::watch::channel(false);
+        let (queue, memtables, flush_task) = if config.enable_memtable {
+            let limits = MemTableLimits {
+                capacity: config.max_memtable_batches as usize,
+                max_bytes: config.max_memtable_size,
+                max_unflushed_bytes: config.max_unflushed_memtable_bytes,
+                compression: config.flush_compression,
+                backpressure_log_interval: config.backpressure_log_interval,
+            };
+            let started = Instant::now();
+            let replayed = replay::replay(
+                &root,
+                shard_id,
+                epoch,
+                claimed.replay_after_wal_entry_position + 1,
+                &schema,
+                &limits,
+                claimed.current_generation.max(1),
+            )
+            .await?;
+            if replayed.entries > 0 {
+                tracing::info!(
+                    shard = %shard_id,
+                    entries = replayed.entries,
+                    batches = replayed.batches,
+                    bytes = replayed.bytes,
+                    ms = started.elapsed().as_millis() as u64,
+                    "replayed WAL into MemTables"
+                );
+            }
+            let queue = WalQueue::new(replayed.batches, appender.next_position(), triggers);
+            if replayed.active_last_entry > 0 {
+                queue.seed_entry_end(replayed.batches, replayed.active_last_entry);
+            }
+            let (tables, incoming) =
+                MemTables::new(schema.clone(), limits, replayed.active, replayed.frozen);
+            let flusher = Flusher {
+                tables: tables.clone(),
+                queue: queue.clone(),
+                root: root.clone(),
+                layout: layout.clone(),
+                manifests: manifests.clone(),
+                epoch,
+                counters: counters.clone(),
+                closing: closing_rx,
+            };
+            let flush_task = tokio::spawn(flusher.run(incoming));
+            (queue, Some(tables), Some(flush_task))
+        } else {
+            (
+                WalQueue::new(0, appender.next_position(), triggers),
+                None,
+                None,
+            )
+        };
         let wal_task = tokio::spawn(
             queue
                 .clone()
@@ -187,7 +246,12 @@ impl ShardWriter {
                 Arc::downgrade(&queue),
             ))
         });
-        tracing::info!(shard = %shard_id, epoch, "shard writer opened (WAL-only mode)");
+        tracing::info!(
+            shard = %shard_id,
+            epoch,
+            mode = if config.enable_memtable { "memtable" } else { "wal-only" },
+            "shard writer opened"
+        );
         Ok(Self {
             inner: Arc::new(Inner {
                 layout,
@@ -196,9 +260,12 @@ impl ShardWriter {
                 config,
                 manifests,
                 queue,
+                memtables,
                 counters,
                 wal_task: Mutex::new(Some(wal_task)),
+                flush_task: Mutex::new(flush_task),
                 stats_task,
+                closing,
                 closed: AtomicBool::new(false),
                 close_outcome: OnceCell::new(),
             }),
@@ -230,10 +297,27 @@ impl ShardWriter {
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(self.shard_err(Error::closed()));
         }
-        if let Some(err) = self.inner.queue.failure() {
+        if let Some(err) = self.failure() {
             return Err(self.shard_err(err));
         }
         Ok(())
+    }
+
+    /// The error that poisoned the writer: a failed WAL append or a flush
+    /// that had to stop (fenced).
+    fn failure(&self) -> Option<Error> {
+        self.inner
+            .queue
+            .failure()
+            .or_else(|| self.inner.memtables.as_ref().and_then(|m| m.failure()))
+    }
+
+    fn memtables(&self, what: &str) -> Result<&Arc<MemTables>> {
+        self.ensure_usable()?;
+        self.inner
+            .memtables
+            .as_ref()
+            .ok_or_else(|| self.shard_err(Error::wal_only_mode(what)))
     }
 
     /// Insert `batches` atomically. With `durableWrite` the call returns
@@ -244,13 +328,22 @@ impl ShardWriter {
         let batches = schema_check::conform_batches(&self.inner.schema, batches)
             .map_err(|e| self.shard_err(e))?;
         let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
-        self.wait_for_budget().await?;
         let durable = self.inner.config.durable_write;
-        let range = self
-            .inner
-            .queue
-            .push(batches, durable)
-            .map_err(|e| self.shard_err(e))?;
+        let range = match &self.inner.memtables {
+            Some(tables) => {
+                tables
+                    .wait_for_budget(&self.inner.queue, &self.inner.counters)
+                    .await
+                    .map_err(|e| self.shard_err(e))?;
+                self.ensure_usable()?;
+                tables.insert(&self.inner.queue, batches, durable)
+            }
+            None => {
+                self.wait_for_budget().await?;
+                self.inner.queue.push(batches, durable)
+            }
+        }
+        .map_err(|e| self.shard_err(e))?;
         if durable {
             self.inner
                 .queue
@@ -353,13 +446,50 @@ impl ShardWriter {
             .map(|_| ())
     }
 
-    /// MemTable accessors exist only in MemTable mode.
-    pub fn require_memtable(&self, what: &str) -> Result<()> {
-        self.ensure_usable()?;
-        if !self.inner.config.enable_memtable {
-            return Err(self.shard_err(Error::wal_only_mode(what)));
-        }
-        Err(self.shard_err(Error::internal(format!("{what} needs MemTable mode"))))
+    /// Row, batch and byte counts of the active and frozen MemTables.
+    pub fn memtable_stats(&self) -> Result<MemTableStats> {
+        Ok(self.memtables("memtableStats")?.stats())
+    }
+
+    /// Freeze the active MemTable (if it holds rows) and schedule its flush.
+    /// Returns whether a MemTable was frozen.
+    pub async fn force_seal_active(&self) -> Result<bool> {
+        let tables = self.memtables("forceSealActive")?;
+        self.inner.manifests.check_fenced(self.inner.epoch).await?;
+        Ok(tables.freeze_active(&self.inner.queue))
+    }
+
+    /// Resolve once every MemTable frozen so far is flushed and committed.
+    pub async fn wait_for_flush_drain(&self) -> Result<()> {
+        let tables = self.memtables("waitForFlushDrain")?;
+        tables.wait_for_drain().await.map_err(|e| self.shard_err(e))
+    }
+
+    /// Flush-task progress (MemTable mode).
+    pub fn flush_progress(&self) -> Result<FlushProgress> {
+        Ok(self.memtables("flushProgress")?.progress())
+    }
+
+    /// A receiver that wakes on every flush-task event (MemTable mode).
+    pub fn watch_flush_progress(&self) -> Result<tokio::sync::watch::Receiver<FlushProgress>> {
+        Ok(self.memtables("flushProgress")?.subscribe())
+    }
+
+    /// The batches a scan may see, oldest first: in durable mode only rows
+    /// already in the WAL, otherwise every inserted row.
+    pub fn visible_batches(&self) -> Result<Vec<RecordBatch>> {
+        let tables = self.memtables("scan")?;
+        let (active, frozen) = tables.tables();
+        let limit = if self.inner.config.durable_write {
+            self.inner.queue.progress().durable
+        } else {
+            u64::MAX
+        };
+        Ok(frozen
+            .iter()
+            .chain(std::iter::once(&active))
+            .flat_map(|t| t.batches_before(limit).cloned().collect::<Vec<_>>())
+            .collect())
     }
 
     /// Append everything queued, stop background work and make the writer
@@ -376,21 +506,41 @@ impl ShardWriter {
 
     async fn shutdown(&self) -> Result<()> {
         let inner = &self.inner;
-        inner.queue.close();
-        let task = inner
+        match &inner.memtables {
+            Some(tables) => tables.close_and_freeze(&inner.queue),
+            None => inner.queue.close(),
+        }
+        let _ = inner.closing.send(true);
+        let mut first_error = None;
+        if let Some(tables) = &inner.memtables {
+            if let Err(err) = tables.wait_for_drain().await {
+                first_error = Some(err);
+            }
+        }
+        let wal_task = inner
             .wal_task
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .take();
-        let joined = match task {
-            Some(task) => task.await.map_err(Error::from),
-            None => Ok(()),
-        };
+        if let Some(task) = wal_task {
+            if let Err(err) = task.await {
+                first_error.get_or_insert(Error::from(err));
+            }
+        }
+        let flush_task = inner
+            .flush_task
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(task) = flush_task {
+            // Its channel stays open while the writer lives; every frozen
+            // MemTable is committed or failed by now.
+            task.abort();
+        }
         if let Some(stats_task) = &inner.stats_task {
             stats_task.abort();
         }
-        joined.map_err(|e| self.shard_err(e))?;
-        if let Some(err) = inner.queue.failure() {
+        if let Some(err) = self.failure().or(first_error) {
             return Err(self.shard_err(err));
         }
         let left = inner.queue.stats().pending_batches;

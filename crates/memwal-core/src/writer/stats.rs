@@ -13,6 +13,9 @@ pub struct WriterCounters {
     pub wal_flush_bytes: AtomicU64,
     pub wal_flush_time_ns: AtomicU64,
     pub wal_io_time_ns: AtomicU64,
+    pub memtable_flush_count: AtomicU64,
+    pub memtable_flush_rows: AtomicU64,
+    pub memtable_flush_time_ns: AtomicU64,
     pub backpressure_count: AtomicU64,
     pub backpressure_wait_ns: AtomicU64,
 }
@@ -42,9 +45,9 @@ impl WriterCounters {
             wal_io_time_ms: ms(&self.wal_io_time_ns),
             index_update_time_ms: 0.0,
             index_update_rows: 0,
-            memtable_flush_count: 0,
-            memtable_flush_rows: 0,
-            memtable_flush_time_ms: 0.0,
+            memtable_flush_count: self.memtable_flush_count.load(Ordering::Relaxed),
+            memtable_flush_rows: self.memtable_flush_rows.load(Ordering::Relaxed),
+            memtable_flush_time_ms: ms(&self.memtable_flush_time_ns),
             backpressure_count: self.backpressure_count.load(Ordering::Relaxed),
             backpressure_wait_ms: ms(&self.backpressure_wait_ns),
         }

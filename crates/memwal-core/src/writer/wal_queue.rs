@@ -6,6 +6,11 @@
 //! in flight, the put's batches ride in the next entry together with every
 //! other put that arrived meanwhile. Batches leave the queue only after
 //! their entry is persisted, so a failed append loses nothing queued.
+//!
+//! In MemTable mode a freeze sets a *barrier* at the frozen MemTable's last
+//! batch: no entry crosses a barrier, so the entry that ends exactly there
+//! covers the whole generation and nothing of the next one. That entry's
+//! position becomes the generation's replay cursor.
 
 use std::collections::VecDeque;
 use std::ops::Range;
@@ -19,6 +24,7 @@ use tokio::time::Instant;
 
 use super::stats::WriterCounters;
 use crate::error::{Error, Result};
+use crate::memtable::batch_store::estimate_batch_bytes;
 use crate::wal::{encode_entry, WalAppender};
 
 /// When the queue appends on its own.
@@ -28,6 +34,8 @@ pub struct QueueTriggers {
     pub size: u64,
     /// Longest wait of a queued non-durable batch; `None` = no timer.
     pub interval: Option<Duration>,
+    /// Remember which entry ends at which batch position (MemTable mode).
+    pub track_entry_ends: bool,
 }
 
 /// What the queue has achieved so far; watched by waiting puts.
@@ -55,6 +63,11 @@ struct Queued {
 
 #[derive(Default)]
 struct State {
+    /// Batch positions no entry may span (ascending).
+    barriers: VecDeque<u64>,
+    /// Batch end → WAL position of the entry ending there (MemTable mode
+    /// only; pruned as generations commit).
+    entry_ends: std::collections::BTreeMap<u64, u64>,
     queued: VecDeque<Queued>,
     /// Bytes of every queued batch, including the in-flight ones.
     queued_bytes: u64,
@@ -158,7 +171,7 @@ impl WalQueue {
         let was_idle = state.queued.len() == state.in_flight;
         let start = state.next_position;
         for batch in batches {
-            let bytes = batch.get_array_memory_size() as u64;
+            let bytes = estimate_batch_bytes(&batch);
             state.queued_bytes += bytes;
             state.queued.push_back(Queued {
                 batch,
@@ -185,6 +198,36 @@ impl WalQueue {
     pub fn flush_now(&self) {
         self.lock().urgent = true;
         self.wake.notify_one();
+    }
+
+    /// Keep WAL entries from spanning batch position `end` (a frozen
+    /// MemTable's end). Returns at once; see [`Self::entry_ending_at`].
+    ///
+    /// Called with `end` equal to the next batch position (under the
+    /// writer's MemTable lock), so no entry can already span it.
+    pub fn add_barrier(&self, end: u64) {
+        let mut state = self.lock();
+        let durable = state.next_position - state.queued.len() as u64;
+        if end > durable && state.barriers.back().is_none_or(|&b| b < end) {
+            state.barriers.push_back(end);
+        }
+    }
+
+    /// The WAL position of the entry whose last batch is `end - 1`, once it
+    /// is persisted (MemTable mode).
+    pub fn entry_ending_at(&self, end: u64) -> Option<u64> {
+        self.lock().entry_ends.get(&end).copied()
+    }
+
+    /// Record that the entry at `entry_position`, written before this queue
+    /// existed (replay), ends at batch position `end`.
+    pub fn seed_entry_end(&self, end: u64, entry_position: u64) {
+        self.lock().entry_ends.insert(end, entry_position);
+    }
+
+    /// Forget entry ends up to `end` (their generation committed).
+    pub fn forget_entries_through(&self, end: u64) {
+        self.lock().entry_ends.retain(|&b, _| b > end);
     }
 
     /// Stop accepting batches; the task appends what is queued, then exits.
@@ -245,8 +288,11 @@ impl WalQueue {
         }
         let mut bytes = 0;
         let mut batches = Vec::new();
-        for queued in &state.queued {
-            if !batches.is_empty() && bytes + queued.bytes > self.triggers.size {
+        let first = state.next_position - state.queued.len() as u64;
+        let barrier = state.barriers.iter().copied().find(|&b| b > first);
+        for (offset, queued) in state.queued.iter().enumerate() {
+            let full = !batches.is_empty() && bytes + queued.bytes > self.triggers.size;
+            if full || barrier == Some(first + offset as u64) {
                 break;
             }
             bytes += queued.bytes;
@@ -268,6 +314,12 @@ impl WalQueue {
         state.in_flight = 0;
         state.in_flight_bytes = 0;
         let durable = state.next_position - state.queued.len() as u64;
+        while state.barriers.front().is_some_and(|&b| b <= durable) {
+            state.barriers.pop_front();
+        }
+        if self.triggers.track_entry_ends {
+            state.entry_ends.insert(durable, entry_position);
+        }
         // Publish while holding the lock so `durable` never runs ahead of the queue.
         self.progress.send_modify(|p| {
             p.durable = durable;

@@ -68,3 +68,61 @@ pub async fn within<T>(what: &str, fut: impl std::future::Future<Output = T>) ->
         .await
         .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
 }
+
+/// MemTable-mode config with the timer off.
+pub fn memtable() -> ShardWriterConfig {
+    ShardWriterConfig {
+        enable_memtable: true,
+        max_wal_flush_interval: None,
+        stats_log_interval: None,
+        wal_persist_retry_base_delay: Duration::from_millis(1),
+        ..Default::default()
+    }
+}
+
+/// Every id in `batches`, in order.
+pub fn ids(batches: &[RecordBatch]) -> Vec<i64> {
+    batches
+        .iter()
+        .flat_map(|b| {
+            b.column(0)
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .unwrap()
+                .values()
+                .to_vec()
+        })
+        .collect()
+}
+
+/// The rows of every flushed generation in the latest manifest, in
+/// generation order, read back with the parquet crate's own reader.
+pub async fn flushed_rows(root: &StorageRoot, shard: uuid::Uuid) -> Vec<RecordBatch> {
+    use memwal_core::layout::ShardLayout;
+    use memwal_core::manifest::ManifestStore;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let layout = ShardLayout::new(shard);
+    let manifests = ManifestStore::new(root.clone(), layout.clone(), 2);
+    let manifest = manifests.read_latest().await.unwrap().unwrap();
+    let mut out = Vec::new();
+    for generation in &manifest.flushed_generations {
+        let path = root.path(&format!(
+            "{}/{}/data.parquet",
+            layout.shard_dir(),
+            generation.path
+        ));
+        let bytes = root
+            .get(&path)
+            .await
+            .unwrap()
+            .expect("generation file exists");
+        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
+            .unwrap()
+            .build()
+            .unwrap();
+        for batch in reader {
+            out.push(batch.unwrap());
+        }
+    }
+    out
+}

@@ -1,0 +1,35 @@
+//! Turning a frozen MemTable into a flushed generation: its Parquet file
+//! first, then the manifest commit that makes it part of the shard.
+
+mod parquet_file;
+
+pub use parquet_file::{write_generation, FlushCompression};
+
+use crate::error::Result;
+use crate::manifest::{FlushedGeneration, ManifestStore, ShardManifest};
+
+/// Record `generation` in the manifest and move the replay cursor to
+/// `covered_entry`, the WAL position whose entries the generation holds.
+///
+/// The cursor never moves backwards, and generations commit one at a time
+/// in order (the caller's flush task guarantees it), so no uncommitted
+/// generation is ever skipped on replay.
+pub async fn commit_generation(
+    manifests: &ManifestStore,
+    epoch: u64,
+    generation: FlushedGeneration,
+    covered_entry: u64,
+) -> Result<ShardManifest> {
+    manifests
+        .commit_update(epoch, |current| {
+            let mut next = current.clone();
+            next.replay_after_wal_entry_position =
+                current.replay_after_wal_entry_position.max(covered_entry);
+            next.wal_entry_position_last_seen =
+                current.wal_entry_position_last_seen.max(covered_entry);
+            next.current_generation = current.current_generation.max(generation.generation + 1);
+            next.flushed_generations.push(generation.clone());
+            next
+        })
+        .await
+}

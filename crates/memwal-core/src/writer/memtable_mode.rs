@@ -1,0 +1,424 @@
+//! MemTable mode: puts land in the active MemTable (readable at once) and in
+//! the WAL queue; full MemTables freeze and a flush task turns them into
+//! Parquet generations, strictly in generation order.
+
+use std::collections::VecDeque;
+use std::ops::Range;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
+use tokio::sync::{mpsc, watch};
+
+use super::stats::WriterCounters;
+use super::wal_queue::WalQueue;
+use crate::error::{Error, ErrorCode, Result};
+use crate::flush::{commit_generation, write_generation, FlushCompression};
+use crate::layout::ShardLayout;
+use crate::manifest::ManifestStore;
+use crate::memtable::MemTable;
+use crate::store::StorageRoot;
+
+/// Flush attempts of one generation while the writer is closing; while it
+/// is open a failing flush is retried for as long as it takes.
+const CLOSE_FLUSH_ATTEMPTS: u32 = 3;
+const MAX_FLUSH_BACKOFF: Duration = Duration::from_secs(5);
+
+/// A MemTable that no longer takes writes and waits for its flush.
+#[derive(Debug)]
+pub struct Frozen {
+    pub table: Arc<MemTable>,
+    /// The WAL entry holding its last batch, when already known (replay).
+    pub covered_entry: Option<u64>,
+}
+
+/// What the flush task has achieved; watched by backpressure and drains.
+#[derive(Debug, Clone, Default)]
+pub struct FlushProgress {
+    pub committed_generations: u64,
+    pub last_committed_generation: u64,
+    /// A flush failure that stopped the flush task (fenced, poisoned, or
+    /// out of attempts while closing).
+    pub failure: Option<Error>,
+    /// The most recent failed attempt, also when it will be retried.
+    pub last_error: Option<Error>,
+}
+
+struct State {
+    active: Arc<MemTable>,
+    frozen: VecDeque<Arc<Frozen>>,
+    frozen_bytes: u64,
+}
+
+/// Settings the MemTable side needs from the writer config.
+#[derive(Debug, Clone, Copy)]
+pub struct MemTableLimits {
+    pub capacity: usize,
+    pub max_bytes: u64,
+    pub max_unflushed_bytes: u64,
+    pub compression: FlushCompression,
+    pub backpressure_log_interval: Duration,
+}
+
+/// The MemTable half of a writer.
+pub struct MemTables {
+    state: Mutex<State>,
+    limits: MemTableLimits,
+    schema: SchemaRef,
+    to_flusher: mpsc::UnboundedSender<Arc<Frozen>>,
+    progress: watch::Sender<FlushProgress>,
+}
+
+/// Snapshot for `memtableStats()`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemTableStats {
+    pub row_count: u64,
+    pub batch_count: u64,
+    pub estimated_size: u64,
+    pub generation: u64,
+    pub frozen_count: u64,
+    pub frozen_bytes: u64,
+    pub frozen_rows: u64,
+}
+
+impl MemTables {
+    /// MemTables starting from `active` with `frozen` (from replay) already
+    /// waiting; returns the receiver the flush task consumes.
+    pub fn new(
+        schema: SchemaRef,
+        limits: MemTableLimits,
+        active: MemTable,
+        frozen: Vec<Frozen>,
+    ) -> (Arc<Self>, mpsc::UnboundedReceiver<Arc<Frozen>>) {
+        let (to_flusher, from_writer) = mpsc::unbounded_channel();
+        let mut queue = VecDeque::new();
+        let mut frozen_bytes = 0;
+        for f in frozen {
+            let f = Arc::new(f);
+            frozen_bytes += f.table.estimated_bytes();
+            to_flusher.send(f.clone()).expect("receiver is alive");
+            queue.push_back(f);
+        }
+        let state = State {
+            active: Arc::new(active),
+            frozen: queue,
+            frozen_bytes,
+        };
+        let this = Arc::new(Self {
+            state: Mutex::new(state),
+            limits,
+            schema,
+            to_flusher,
+            progress: watch::Sender::new(FlushProgress::default()),
+        });
+        (this, from_writer)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn progress(&self) -> FlushProgress {
+        self.progress.borrow().clone()
+    }
+
+    pub fn failure(&self) -> Option<Error> {
+        self.progress.borrow().failure.clone()
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<FlushProgress> {
+        self.progress.subscribe()
+    }
+
+    /// Insert a put: positions come from the WAL queue, both under one lock
+    /// so MemTable order and WAL order are the same.
+    pub fn insert(
+        &self,
+        queue: &WalQueue,
+        batches: Vec<RecordBatch>,
+        urgent: bool,
+    ) -> Result<Range<u64>> {
+        if batches.len() > self.limits.capacity {
+            return Err(Error::invalid_input(format!(
+                "A put of {} batches exceeds maxMemtableBatches ({})",
+                batches.len(),
+                self.limits.capacity
+            )));
+        }
+        let mut state = self.lock();
+        if state.active.remaining_capacity() < batches.len() {
+            self.freeze_locked(&mut state, queue);
+        }
+        let range = queue.push(batches.clone(), urgent)?;
+        if let Err(rejected) = state.active.try_insert(batches, range.start) {
+            // Cannot happen: capacity was checked under the same lock.
+            return Err(Error::internal(format!(
+                "MemTable refused {} batches after a capacity check",
+                rejected.len()
+            )));
+        }
+        if state.active.estimated_bytes() >= self.limits.max_bytes || state.active.is_full() {
+            self.freeze_locked(&mut state, queue);
+        }
+        Ok(range)
+    }
+
+    fn freeze_locked(&self, state: &mut State, queue: &WalQueue) -> bool {
+        if state.active.is_empty() {
+            return false;
+        }
+        let end = state.active.end_position();
+        let next = MemTable::new(
+            state.active.generation() + 1,
+            end,
+            self.limits.capacity,
+            self.schema.clone(),
+        );
+        let old = std::mem::replace(&mut state.active, Arc::new(next));
+        queue.add_barrier(end);
+        let frozen = Arc::new(Frozen {
+            table: old,
+            covered_entry: None,
+        });
+        state.frozen_bytes += frozen.table.estimated_bytes();
+        state.frozen.push_back(frozen.clone());
+        tracing::debug!(
+            generation = frozen.table.generation(),
+            rows = frozen.table.row_count(),
+            "MemTable frozen"
+        );
+        // The flush task only stops when the writer is dropped.
+        let _ = self.to_flusher.send(frozen);
+        true
+    }
+
+    /// Freeze the active MemTable if it holds anything; true if it did.
+    pub fn freeze_active(&self, queue: &WalQueue) -> bool {
+        let mut state = self.lock();
+        self.freeze_locked(&mut state, queue)
+    }
+
+    /// Close the WAL queue and freeze the active MemTable in one step, so no
+    /// put can land in a MemTable that close() will not flush.
+    pub fn close_and_freeze(&self, queue: &WalQueue) {
+        let mut state = self.lock();
+        queue.close();
+        self.freeze_locked(&mut state, queue);
+    }
+
+    /// Bytes held in memory and not yet flushed.
+    pub fn unflushed_bytes(&self) -> u64 {
+        let state = self.lock();
+        state.active.estimated_bytes() + state.frozen_bytes
+    }
+
+    pub fn frozen_count(&self) -> usize {
+        self.lock().frozen.len()
+    }
+
+    /// The active MemTable, then the frozen ones oldest first.
+    pub fn tables(&self) -> (Arc<MemTable>, Vec<Arc<MemTable>>) {
+        let state = self.lock();
+        (
+            state.active.clone(),
+            state.frozen.iter().map(|f| f.table.clone()).collect(),
+        )
+    }
+
+    pub fn stats(&self) -> MemTableStats {
+        let state = self.lock();
+        MemTableStats {
+            row_count: state.active.row_count(),
+            batch_count: state.active.batch_count() as u64,
+            estimated_size: state.active.estimated_bytes(),
+            generation: state.active.generation(),
+            frozen_count: state.frozen.len() as u64,
+            frozen_bytes: state.frozen_bytes,
+            frozen_rows: state.frozen.iter().map(|f| f.table.row_count()).sum(),
+        }
+    }
+
+    /// Backpressure: wait (never fail on pressure alone) while unflushed
+    /// bytes are at or above the budget. Returns whether it waited.
+    pub async fn wait_for_budget(
+        &self,
+        queue: &WalQueue,
+        counters: &WriterCounters,
+    ) -> Result<bool> {
+        let budget = self.limits.max_unflushed_bytes;
+        if self.unflushed_bytes() < budget {
+            return Ok(false);
+        }
+        let started = Instant::now();
+        WriterCounters::add(&counters.backpressure_count, 1);
+        let mut rx = self.progress.subscribe();
+        loop {
+            if let Some(err) = self.failure().or_else(|| queue.failure()) {
+                return Err(err);
+            }
+            if self.unflushed_bytes() < budget {
+                break;
+            }
+            if self.frozen_count() == 0 {
+                // Only the active MemTable holds the budget: flushing it is
+                // the only way forward.
+                self.freeze_active(queue);
+            }
+            match tokio::time::timeout(self.limits.backpressure_log_interval, rx.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => {
+                    return Err(Error::internal("MemTable flush task ended unexpectedly"))
+                }
+                Err(_) => tracing::warn!(
+                    waited_ms = started.elapsed().as_millis() as u64,
+                    unflushed_bytes = self.unflushed_bytes(),
+                    budget,
+                    "put is waiting for MemTable flushes (backpressure)"
+                ),
+            }
+        }
+        WriterCounters::add_time(&counters.backpressure_wait_ns, started.elapsed());
+        Ok(true)
+    }
+
+    /// Resolve once every MemTable frozen so far has been flushed.
+    pub async fn wait_for_drain(&self) -> Result<()> {
+        let target = {
+            let state = self.lock();
+            match state.frozen.back() {
+                Some(f) => f.table.generation(),
+                None => return self.failure().map_or(Ok(()), Err),
+            }
+        };
+        let mut rx = self.progress.subscribe();
+        let progress = rx
+            .wait_for(|p| p.last_committed_generation >= target || p.failure.is_some())
+            .await
+            .map_err(|_| Error::internal("MemTable flush task ended unexpectedly"))?
+            .clone();
+        match progress.failure {
+            Some(err) if progress.last_committed_generation < target => Err(err),
+            _ => Ok(()),
+        }
+    }
+
+    fn committed(&self, frozen: &Arc<Frozen>) {
+        let mut state = self.lock();
+        if let Some(index) = state.frozen.iter().position(|f| Arc::ptr_eq(f, frozen)) {
+            let removed = state.frozen.remove(index).expect("index is valid");
+            state.frozen_bytes -= removed.table.estimated_bytes();
+        }
+        drop(state);
+        let generation = frozen.table.generation();
+        self.progress.send_modify(|p| {
+            p.committed_generations += 1;
+            p.last_committed_generation = generation;
+            p.last_error = None;
+        });
+    }
+}
+
+/// Everything the flush task needs besides the MemTables.
+pub struct Flusher {
+    pub tables: Arc<MemTables>,
+    pub queue: Arc<WalQueue>,
+    pub root: StorageRoot,
+    pub layout: ShardLayout,
+    pub manifests: ManifestStore,
+    pub epoch: u64,
+    pub counters: Arc<WriterCounters>,
+    pub closing: watch::Receiver<bool>,
+}
+
+fn is_terminal(err: &Error) -> bool {
+    matches!(err.code(), ErrorCode::Fenced | ErrorCode::Closed)
+}
+
+impl Flusher {
+    /// Flush frozen MemTables in the order they froze, each until it commits.
+    pub async fn run(self, mut incoming: mpsc::UnboundedReceiver<Arc<Frozen>>) {
+        while let Some(frozen) = incoming.recv().await {
+            if let Err(err) = self.flush_until_committed(&frozen).await {
+                tracing::error!(
+                    generation = frozen.table.generation(),
+                    "MemTable flush stopped: {err}"
+                );
+                self.tables.progress.send_modify(|p| p.failure = Some(err));
+                return;
+            }
+        }
+    }
+
+    async fn flush_until_committed(&self, frozen: &Arc<Frozen>) -> Result<()> {
+        let mut attempts = 0u32;
+        loop {
+            attempts += 1;
+            match self.flush_once(frozen).await {
+                Ok(()) => return Ok(()),
+                Err(err) if is_terminal(&err) || self.queue.failure().is_some() => return Err(err),
+                Err(err) => {
+                    tracing::warn!(
+                        generation = frozen.table.generation(),
+                        attempts,
+                        "MemTable flush failed, will retry: {err}"
+                    );
+                    self.tables
+                        .progress
+                        .send_modify(|p| p.last_error = Some(err.clone()));
+                    if *self.closing.borrow() && attempts >= CLOSE_FLUSH_ATTEMPTS {
+                        return Err(err);
+                    }
+                    let delay = Duration::from_millis(100)
+                        .saturating_mul(1 << attempts.min(6))
+                        .min(MAX_FLUSH_BACKOFF);
+                    let mut closing = self.closing.clone();
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = closing.wait_for(|c| *c) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    async fn flush_once(&self, frozen: &Arc<Frozen>) -> Result<()> {
+        let started = Instant::now();
+        let table = &frozen.table;
+        let end = table.end_position();
+        let covered = match frozen.covered_entry {
+            Some(entry) => entry,
+            None => {
+                // Every batch must be in the WAL before the generation can
+                // replace it as the source of truth.
+                self.queue.flush_now();
+                self.queue.wait_durable(end).await?;
+                self.queue.entry_ending_at(end).ok_or_else(|| {
+                    Error::internal(format!("No WAL entry ends at batch position {end}"))
+                })?
+            }
+        };
+        self.manifests.check_fenced(self.epoch).await?;
+        let generation = write_generation(
+            &self.root,
+            &self.layout,
+            table,
+            self.tables.limits.compression,
+        )
+        .await?;
+        commit_generation(&self.manifests, self.epoch, generation, covered).await?;
+        self.queue.forget_entries_through(end);
+        self.tables.committed(frozen);
+        WriterCounters::add(&self.counters.memtable_flush_count, 1);
+        WriterCounters::add(&self.counters.memtable_flush_rows, table.row_count());
+        WriterCounters::add_time(&self.counters.memtable_flush_time_ns, started.elapsed());
+        tracing::info!(
+            generation = table.generation(),
+            rows = table.row_count(),
+            covered_wal_entry = covered,
+            ms = started.elapsed().as_millis() as u64,
+            "MemTable flushed"
+        );
+        Ok(())
+    }
+}

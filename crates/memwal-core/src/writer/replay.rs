@@ -1,0 +1,142 @@
+//! Rebuilding MemTables from the WAL entries a previous writer left after
+//! the replay cursor.
+
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
+
+use super::memtable_mode::{Frozen, MemTableLimits};
+use super::schema_check::conform_batches;
+use crate::error::{Error, Result};
+use crate::memtable::MemTable;
+use crate::store::StorageRoot;
+use crate::wal::{WalEntry, WalTailer};
+
+/// Entries fetched concurrently while replaying.
+const READ_AHEAD: u64 = 8;
+
+/// What replay produced.
+pub struct Replayed {
+    /// The MemTable that keeps taking writes after open.
+    pub active: MemTable,
+    /// Generations that filled up during replay, oldest first.
+    pub frozen: Vec<Frozen>,
+    /// Batches replayed; they hold positions `[0, batches)` and are durable.
+    pub batches: u64,
+    pub entries: u64,
+    pub bytes: u64,
+    /// WAL position of the last entry whose batches are in `active` (0 = none).
+    pub active_last_entry: u64,
+}
+
+async fn read_window(tailer: &WalTailer, from: u64) -> Result<Vec<Option<WalEntry>>> {
+    let reads = (from..from + READ_AHEAD).map(|p| tailer.read_entry(p));
+    futures::future::try_join_all(reads).await
+}
+
+/// Replay entries `from..` until the first missing position into MemTables
+/// starting at `first_generation`. An entry from a newer epoch means a newer
+/// writer owns the shard: the open is aborted with FENCED.
+pub async fn replay(
+    root: &StorageRoot,
+    shard: uuid::Uuid,
+    epoch: u64,
+    from: u64,
+    schema: &SchemaRef,
+    limits: &MemTableLimits,
+    first_generation: u64,
+) -> Result<Replayed> {
+    let tailer = WalTailer::new(root.clone(), shard);
+    let mut out = Replayed {
+        active: MemTable::new(first_generation, 0, limits.capacity, schema.clone()),
+        frozen: Vec::new(),
+        batches: 0,
+        entries: 0,
+        bytes: 0,
+        active_last_entry: 0,
+    };
+    let mut position = from;
+    'windows: loop {
+        for entry in read_window(&tailer, position).await? {
+            let Some(entry) = entry else { break 'windows };
+            position += 1;
+            if entry.epoch > epoch {
+                return Err(Error::fenced(format!(
+                    "WAL replay aborted: entry at position {} has epoch {}, newer than this writer's epoch {epoch} for shard {shard}; the writer is fenced",
+                    entry.position, entry.epoch
+                ))
+                .with_shard(shard));
+            }
+            let batches: Vec<RecordBatch> = entry
+                .batches
+                .into_iter()
+                .filter(|b| b.num_rows() > 0)
+                .collect();
+            if entry.fence_sentinel || batches.is_empty() {
+                continue;
+            }
+            insert_entry(&mut out, entry.position, batches, schema, limits)?;
+        }
+    }
+    if out.active.is_empty() {
+        out.active_last_entry = 0;
+    }
+    Ok(out)
+}
+
+fn insert_entry(
+    out: &mut Replayed,
+    position: u64,
+    batches: Vec<RecordBatch>,
+    schema: &SchemaRef,
+    limits: &MemTableLimits,
+) -> Result<()> {
+    let batches = conform_batches(schema, batches).map_err(|e| {
+        e.context(format!(
+            "WAL entry at position {position} does not match the writer schema"
+        ))
+    })?;
+    if batches.len() > limits.capacity {
+        return Err(Error::invalid_config(format!(
+            "maxMemtableBatches ({}) is smaller than the {} batches of WAL entry {position}; reopen with a larger maxMemtableBatches",
+            limits.capacity,
+            batches.len()
+        )));
+    }
+    if out.active.remaining_capacity() < batches.len() {
+        freeze(out, schema, limits);
+    }
+    let count = batches.len() as u64;
+    let bytes: u64 = batches
+        .iter()
+        .map(crate::memtable::batch_store::estimate_batch_bytes)
+        .sum();
+    if out.active.try_insert(batches, out.batches).is_err() {
+        return Err(Error::internal("replay lost a capacity race with itself"));
+    }
+    out.batches += count;
+    out.bytes += bytes;
+    out.entries += 1;
+    out.active_last_entry = position;
+    if out.active.estimated_bytes() >= limits.max_bytes || out.active.is_full() {
+        freeze(out, schema, limits);
+    }
+    Ok(())
+}
+
+fn freeze(out: &mut Replayed, schema: &SchemaRef, limits: &MemTableLimits) {
+    if out.active.is_empty() {
+        return;
+    }
+    let next = MemTable::new(
+        out.active.generation() + 1,
+        out.batches,
+        limits.capacity,
+        schema.clone(),
+    );
+    let table = std::mem::replace(&mut out.active, next);
+    out.frozen.push(Frozen {
+        table: std::sync::Arc::new(table),
+        covered_entry: Some(out.active_last_entry),
+    });
+    out.active_last_entry = 0;
+}
