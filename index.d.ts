@@ -24,6 +24,8 @@ export declare class NativeShardWriter {
   memtableStats(): NativeMemTableStats
   /** Resolves to whether a MemTable was frozen. */
   forceSealActive(): Promise<boolean>
+  /** Rows of the unflushed MemTables as one IPC stream. */
+  scan(request: NativeScanRequest): Promise<Buffer>
   waitForFlushDrain(): Promise<undefined>
   close(): Promise<undefined>
 }
@@ -75,6 +77,14 @@ export interface NativeMemTableStats {
 export interface NativePutResult {
   start: number
   end: number
+}
+
+/** `scan()` options; `limit`/`offset` are row counts. */
+export interface NativeScanRequest {
+  columns?: Array<string>
+  filter?: string
+  limit?: number
+  offset?: number
 }
 
 export interface NativeWalEntry {

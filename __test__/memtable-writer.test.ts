@@ -79,11 +79,47 @@ print(json.dumps({'files': len(files), 'ids': [r['id'] for r in rows], 'names': 
     expect(out.names).toEqual(Array.from({ length: 30 }, (_, i) => `event-${i}`))
   })
 
+  it('scan returns unflushed rows with projection, filter, offset and limit', async () => {
+    const writer = await openShardWriter(memoryRoot('mt-scan'), { schema, config: MEMTABLE })
+    await writer.put(events(0, 10))
+    await writer.put(events(10, 10))
+    const all = await writer.scan()
+    expect(all.numRows).toBe(20)
+    expect(all.schema.fields.map((f) => f.name)).toEqual(['id', 'name'])
+    const some = await writer.scan({
+      columns: ['name'],
+      filter: "id >= 5 AND (name LIKE 'event-1%' OR id IN (7, 8))",
+      offset: 1,
+      limit: 4,
+    })
+    expect(some.schema.fields.map((f) => f.name)).toEqual(['name'])
+    expect(some.toArray().map((r) => r.name)).toEqual([
+      'event-8',
+      'event-10',
+      'event-11',
+      'event-12',
+    ])
+    const none = await writer.scan({ filter: 'id IS NULL' })
+    expect(none.numRows).toBe(0)
+    // Frozen MemTables stay visible until their flush commits; after it, rows leave the scan.
+    await writer.forceSealActive()
+    await writer.waitForFlushDrain()
+    expect((await writer.scan()).numRows).toBe(0)
+    const syntax = await rejectsWith(writer.scan({ filter: 'id >' }), 'INVALID_INPUT')
+    expect(syntax.message).toMatch(/line 1, column/)
+    const unknown = await rejectsWith(writer.scan({ filter: 'nmae = 1' }), 'INVALID_INPUT')
+    expect(unknown.message).toContain("unknown column 'nmae'")
+    await rejectsWith(writer.scan({ columns: ['missing'] }), 'INVALID_INPUT')
+    await rejectsWith(writer.scan({ limit: -1 }), 'INVALID_INPUT')
+    await writer.close()
+  })
+
   it('MemTable methods fail after close with CLOSED', async () => {
     const writer = await openShardWriter(memoryRoot('mt-closed'), { schema, config: MEMTABLE })
     await writer.close()
     await rejectsWith(writer.memtableStats(), 'CLOSED')
     await rejectsWith(writer.forceSealActive(), 'CLOSED')
     await rejectsWith(writer.waitForFlushDrain(), 'CLOSED')
+    await rejectsWith(writer.scan(), 'CLOSED')
   })
 })

@@ -1,130 +1,35 @@
 // Throughput and latency of memwal's WAL-only writer on a local disk, next to
 // pure-TypeScript writers run in the same process, alternating repetition by
 // repetition so drift of the machine hits both sides. See bench/README.md.
-import { execFileSync } from 'node:child_process'
-import { createHash } from 'node:crypto'
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { mkdir, open, rm, statfs } from 'node:fs/promises'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdir, open, rm } from 'node:fs/promises'
 import os from 'node:os'
-import { join, resolve } from 'node:path'
+import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
-import {
-  type Data,
-  Field,
-  FixedSizeList,
-  Float32,
-  Int64,
-  makeData,
-  RecordBatch,
-  Schema,
-  Struct,
-  Table,
-  tableToIPC,
-  Utf8,
-} from 'apache-arrow'
+import { Table, tableToIPC } from 'apache-arrow'
 import { openShardWriter, type ShardWriterOptions } from '../ts/index.js'
+import {
+  envNumber,
+  fmt,
+  type MachineFacts,
+  MB,
+  MIB,
+  machine,
+  machineLines,
+  rowsForBytes,
+  SCHEMA,
+  type Workload,
+  workload,
+  writeResults,
+} from './common.js'
 
-const REPO = resolve(__dirname, '..')
-const RESULTS_DIR = join(__dirname, 'results')
-const MB = 1e6
-const MIB = 1024 * 1024
-
-const DIM = 128
-const TEXT_CHARS = 40
 const SMALL_ROWS = 20
 const LARGE_BATCH_BYTES = MIB
 const CONCURRENCY = 64
 const GROUP_COMMIT_MAX = 64
 
-function envNumber(name: string, fallback: number, integer: boolean): number {
-  const raw = process.env[name]
-  if (raw === undefined || raw === '') return fallback
-  const value = Number(raw)
-  if (!Number.isFinite(value) || value <= 0 || (integer && !Number.isInteger(value))) {
-    throw new Error(`${name} must be a positive ${integer ? 'integer' : 'number'}, got '${raw}'`)
-  }
-  return value
-}
-
 const SECONDS = envNumber('BENCH_SECONDS', 3, false)
 const REPS = envNumber('BENCH_REPS', 3, true)
-
-// ---------------------------------------------------------------- data
-
-const VECTOR_TYPE = new FixedSizeList(DIM, new Field('item', new Float32(), false))
-const SCHEMA = new Schema([
-  new Field('id', new Int64(), false),
-  new Field('vector', VECTOR_TYPE, false),
-  new Field('text', new Utf8(), false),
-])
-const STRUCT_TYPE = new Struct(SCHEMA.fields)
-
-// Deterministic data so runs are comparable; mulberry32.
-function rng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-
-function makeTable(firstId: number, rows: number, random: () => number): Table {
-  const ids = BigInt64Array.from({ length: rows }, (_, i) => BigInt(firstId + i))
-  const vectors = Float32Array.from({ length: rows * DIM }, () => random() * 2 - 1)
-  const offsets = new Int32Array(rows + 1)
-  const text = new Uint8Array(rows * TEXT_CHARS)
-  for (let row = 0; row < rows; row++) {
-    const prefix = `doc ${firstId + row} `
-    for (let c = 0; c < TEXT_CHARS; c++) {
-      text[row * TEXT_CHARS + c] =
-        c < prefix.length ? prefix.charCodeAt(c) : 97 + Math.floor(random() * 26)
-    }
-    offsets[row + 1] = (row + 1) * TEXT_CHARS
-  }
-  const children = [
-    makeData({ type: new Int64(), length: rows, nullCount: 0, data: ids }),
-    makeData({
-      type: VECTOR_TYPE,
-      length: rows,
-      nullCount: 0,
-      child: makeData({ type: new Float32(), length: rows * DIM, nullCount: 0, data: vectors }),
-    }),
-    makeData({ type: new Utf8(), length: rows, nullCount: 0, valueOffsets: offsets, data: text }),
-  ]
-  const data = makeData({ type: STRUCT_TYPE, length: rows, nullCount: 0, children })
-  return new Table([new RecordBatch(SCHEMA, data)])
-}
-
-/** Bytes of every Arrow buffer below `data`: the payload a writer must persist. */
-function dataBytes(data: Data): number {
-  let bytes =
-    (data.values?.byteLength ?? 0) +
-    (data.valueOffsets?.byteLength ?? 0) +
-    (data.nullBitmap?.byteLength ?? 0) +
-    (data.typeIds?.byteLength ?? 0)
-  for (const child of data.children) bytes += dataBytes(child)
-  return bytes
-}
-
-function tableBytes(table: Table): number {
-  return table.batches.reduce((sum, batch) => sum + dataBytes(batch.data), 0)
-}
-
-interface Workload {
-  tables: Table[]
-  bytes: number[]
-  rows: number
-}
-
-// A rotating pool, built before any clock starts, so data generation is never timed.
-function workload(rows: number, count: number, seed: number): Workload {
-  const random = rng(seed)
-  const tables = Array.from({ length: count }, (_, i) => makeTable(i * rows, rows, random))
-  return { tables, bytes: tables.map(tableBytes), rows }
-}
 
 // ---------------------------------------------------------------- writers
 
@@ -261,8 +166,7 @@ interface Scenario {
 
 function scenarios(): Scenario[] {
   const small = workload(SMALL_ROWS, 256, 1)
-  const bytesPerRow = small.bytes[0] / SMALL_ROWS
-  const largeRows = Math.round(LARGE_BATCH_BYTES / bytesPerRow)
+  const largeRows = rowsForBytes(LARGE_BATCH_BYTES, SMALL_ROWS)
   const large = workload(largeRows, 16, 2)
   return [
     {
@@ -421,96 +325,21 @@ function summarise(scenario: Scenario, impl: Impl, role: Summary['role'], runs: 
   }
 }
 
-// ---------------------------------------------------------------- machine facts
-
-function git(args: string[]): string | undefined {
-  try {
-    return execFileSync('git', args, { cwd: REPO, encoding: 'utf8' }).trim()
-  } catch {
-    return undefined
-  }
-}
-
-function sha256(path: string): string {
-  return createHash('sha256').update(readFileSync(path)).digest('hex')
-}
-
-// The addon says nothing about its build profile, so match it against cargo's outputs.
-function nativeProfile(): string {
-  const addon = join(REPO, `memwal.${os.platform()}-${os.arch()}-gnu.node`)
-  if (!existsSync(addon)) return 'unknown'
-  const addonHash = sha256(addon)
-  for (const profile of ['release', 'debug']) {
-    for (const dir of [join(REPO, 'target', profile), ...targetTripleDirs(profile)]) {
-      const lib = join(dir, 'libmemwal_node.so')
-      if (existsSync(lib) && sha256(lib) === addonHash) return profile
-    }
-  }
-  return 'unknown'
-}
-
-function targetTripleDirs(profile: string): string[] {
-  const arch = os.arch() === 'x64' ? 'x86_64' : os.arch() === 'arm64' ? 'aarch64' : os.arch()
-  return [`${arch}-unknown-linux-gnu`, `${arch}-unknown-linux-musl`].map((triple) =>
-    join(REPO, 'target', triple, profile),
-  )
-}
-
-// fsync costs nothing on tmpfs, so the file system type changes what the numbers mean.
-const FS_TYPES = new Map<number, string>([
-  [0xef53, 'ext4'],
-  [0x58465342, 'xfs'],
-  [0x9123683e, 'btrfs'],
-  [0x01021994, 'tmpfs'],
-  [0x794c7630, 'overlayfs'],
-  [0x2fc12fc1, 'zfs'],
-  [0xf2f52010, 'f2fs'],
-])
-
-async function machine(dir: string): Promise<Record<string, unknown>> {
-  const cpus = os.cpus()
-  let fsType: string | undefined
-  try {
-    const type = (await statfs(dir)).type
-    fsType = FS_TYPES.get(type) ?? `0x${type.toString(16)}`
-  } catch {
-    fsType = undefined
-  }
-  return {
-    cpuModel: cpus[0]?.model.trim(),
-    cpuCount: cpus.length,
-    totalMemoryBytes: os.totalmem(),
-    node: process.version,
-    platform: `${os.platform()} ${os.arch()}`,
-    kernel: os.release(),
-    tmpdir: os.tmpdir(),
-    tmpdirFsType: fsType,
-    gitCommit: git(['rev-parse', 'HEAD']),
-    gitDirty: (git(['status', '--porcelain', '--untracked-files=no']) ?? '') !== '',
-    nativeProfile: nativeProfile(),
-  }
-}
-
 // ---------------------------------------------------------------- report
 
-const fmt = (value: number, digits = 1): string =>
-  Number.isFinite(value) ? value.toFixed(digits) : 'n/a'
 const range = (r: { median: number; min: number; max: number }, digits = 1): string =>
   `${fmt(r.median, digits)} (${fmt(r.min, digits)}–${fmt(r.max, digits)})`
 
 function markdown(
-  facts: Record<string, unknown>,
+  facts: MachineFacts,
   startedAt: string,
   summaries: Summary[],
   notes: string[],
 ): string {
-  const gib = (Number(facts.totalMemoryBytes) / 1024 ** 3).toFixed(1)
   const lines = [
     `# memwal benchmark ${startedAt}`,
     '',
-    `- machine: ${facts.cpuCount} × ${facts.cpuModel}, ${gib} GiB RAM, ${facts.platform}, kernel ${facts.kernel}`,
-    `- node ${facts.node}; temp dir ${facts.tmpdir} (${facts.tmpdirFsType ?? 'unknown fs'})`,
-    `- commit ${facts.gitCommit ?? 'unknown'}${facts.gitDirty ? ' (with uncommitted changes)' : ''}; native addon build: ${facts.nativeProfile}`,
+    ...machineLines(facts),
     `- ${REPS} repetition(s) of ${SECONDS} s per implementation and scenario, memwal and baseline alternating`,
     '- MB = 10^6 bytes of Arrow buffers (payload, not file bytes); latency is per put, all repetitions pooled',
     '',
@@ -595,8 +424,6 @@ async function main(): Promise<void> {
     const notes = all.flatMap((scenario) => memwalNotes(scenario, runs))
     const report = markdown(facts, startedAt, summaries, notes)
 
-    mkdirSync(RESULTS_DIR, { recursive: true })
-    const stem = join(RESULTS_DIR, startedAt.replace(/:/g, '-').replace(/\.\d+Z$/, 'Z'))
     const json = {
       startedAt,
       settings: {
@@ -609,10 +436,7 @@ async function main(): Promise<void> {
       summaries,
       runs: runs.map(({ latencies: _, ...rest }) => rest),
     }
-    writeFileSync(`${stem}.json`, `${JSON.stringify(json, null, 2)}\n`)
-    writeFileSync(`${stem}.md`, report)
-    process.stdout.write(report)
-    process.stderr.write(`results: ${stem}.json, ${stem}.md\n`)
+    writeResults(startedAt, '', json, report)
   } finally {
     rmSync(root, { recursive: true, force: true })
   }

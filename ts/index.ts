@@ -13,6 +13,7 @@ export {
   type OpenShardWriterOptions,
   openShardWriter,
   type PutResult,
+  type ScanOptions,
   type ShardManifestInfo,
   ShardWriter,
   type StorageOptions,

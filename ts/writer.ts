@@ -1,7 +1,8 @@
-import type { Schema } from 'apache-arrow'
+import { type Schema, type Table, tableFromIPC } from 'apache-arrow'
 import {
   type NativeManifest,
   type NativeMemTableStats,
+  type NativeScanRequest,
   type NativeShardWriter,
   type NativeWalStats,
   type NativeWriterStats,
@@ -48,6 +49,50 @@ export type WriterStats = NativeWriterStats
 export type WalStats = NativeWalStats
 export type MemTableStats = NativeMemTableStats
 export type ShardManifestInfo = NativeManifest
+
+/** Options of `scan()`. */
+export interface ScanOptions {
+  /** Columns to return, in this order (default: all). */
+  columns?: readonly string[]
+  /** A SQL-like condition over the writer's columns. */
+  filter?: string
+  /** At most this many rows. */
+  limit?: number
+  /** Skip this many matching rows first. */
+  offset?: number
+}
+
+const SCAN_OPTION_NAMES = new Set(['columns', 'filter', 'limit', 'offset'])
+
+function checkScanOptions(options: ScanOptions): NativeScanRequest {
+  if (options === null || typeof options !== 'object') {
+    throw new MemWalError('INVALID_INPUT', 'scan options must be an object')
+  }
+  for (const name of Object.keys(options)) {
+    if (!SCAN_OPTION_NAMES.has(name)) {
+      throw new MemWalError('INVALID_INPUT', `Unknown scan option '${name}'`)
+    }
+  }
+  const { columns, filter, limit, offset } = options
+  if (
+    columns !== undefined &&
+    (!Array.isArray(columns) || columns.some((c) => typeof c !== 'string'))
+  ) {
+    throw new MemWalError('INVALID_INPUT', 'scan columns must be an array of column names')
+  }
+  if (filter !== undefined && typeof filter !== 'string') {
+    throw new MemWalError('INVALID_INPUT', 'scan filter must be a string')
+  }
+  for (const [name, value] of [
+    ['limit', limit],
+    ['offset', offset],
+  ] as const) {
+    if (value !== undefined && !(Number.isSafeInteger(value) && value >= 0)) {
+      throw new MemWalError('INVALID_INPUT', `scan ${name} must be a non-negative integer`)
+    }
+  }
+  return { columns: columns ? [...columns] : undefined, filter, limit, offset }
+}
 
 const OPEN_OPTION_NAMES = new Set(['schema', 'shardId', 'primaryKey', 'config', 'storageOptions'])
 
@@ -150,11 +195,17 @@ export class ShardWriter implements AsyncDisposable {
     return nativeSync(() => this.#native.memtableStats())
   }
 
-  /** Scan unflushed rows (MemTable mode only). */
-  async scan(_options?: unknown): Promise<never> {
+  /**
+   * Rows not yet flushed (active and frozen MemTables), in put order, as an
+   * apache-arrow Table. In durable mode only rows already in the WAL are
+   * visible. `filter` is SQL-like: comparisons, AND/OR/NOT, IN, BETWEEN,
+   * IS [NOT] NULL and LIKE, e.g. `"id > 5 AND name = 'x'"`.
+   */
+  async scan(options: ScanOptions = {}): Promise<Table> {
     this.#ensureOpen()
-    nativeSync(() => this.#native.memtableStats())
-    throw new MemWalError('INTERNAL', 'scan is not implemented yet', { shardId: this.shardId })
+    const request = checkScanOptions(options)
+    const ipc = await native(() => this.#native.scan(request))
+    return tableFromIPC(ipc)
   }
 
   /**

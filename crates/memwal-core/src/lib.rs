@@ -8,6 +8,7 @@ pub mod flush;
 pub mod layout;
 pub mod manifest;
 pub mod memtable;
+pub mod read;
 pub mod store;
 pub mod wal;
 pub mod writer;

@@ -1,12 +1,13 @@
 //! `NativeShardWriter`: the JS handle of a core `ShardWriter`.
 
+use memwal_core::read::scan::ScanRequest;
 use memwal_core::{parse_shard_id, OpenOptions, ShardWriter, StorageRoot};
-use napi::bindgen_prelude::PromiseRaw;
+use napi::bindgen_prelude::{Buffer, PromiseRaw};
 use napi::Env;
 use napi_derive::napi;
 
-use crate::errors::{guarded, js_number, js_result, to_js};
-use crate::ipc::{decode_stream, schema_only};
+use crate::errors::{guarded, js_number, js_result, js_u64, to_js};
+use crate::ipc::{decode_stream, encode_stream, schema_only};
 use crate::options::NativeWriterOptions;
 
 #[napi(object)]
@@ -42,6 +43,33 @@ pub struct NativeWalStats {
     pub pending_bytes: f64,
     pub next_batch_position: f64,
     pub durable_batch_position: f64,
+}
+
+/// `scan()` options; `limit`/`offset` are row counts.
+#[napi(object)]
+pub struct NativeScanRequest {
+    pub columns: Option<Vec<String>>,
+    pub filter: Option<String>,
+    pub limit: Option<f64>,
+    pub offset: Option<f64>,
+}
+
+impl NativeScanRequest {
+    pub fn into_core(self) -> napi::Result<ScanRequest> {
+        Ok(ScanRequest {
+            columns: self.columns,
+            filter: self.filter,
+            limit: self
+                .limit
+                .map(|l| js_u64("limit", l).map(|v| v as usize))
+                .transpose()?,
+            offset: self
+                .offset
+                .map(|o| js_u64("offset", o).map(|v| v as usize))
+                .transpose()?
+                .unwrap_or(0),
+        })
+    }
 }
 
 #[napi(object)]
@@ -240,6 +268,25 @@ impl NativeShardWriter {
     pub fn force_seal_active<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, bool>> {
         let writer = self.writer.clone();
         env.spawn_future(guarded(async move { writer.force_seal_active().await }))
+    }
+
+    /// Rows of the unflushed MemTables as one IPC stream.
+    #[napi(catch_unwind, ts_return_type = "Promise<Buffer>")]
+    pub fn scan<'env>(
+        &self,
+        env: &'env Env,
+        request: NativeScanRequest,
+    ) -> napi::Result<PromiseRaw<'env, Buffer>> {
+        let request = request.into_core()?;
+        let writer = self.writer.clone();
+        env.spawn_future(async move {
+            let bytes = guarded(async move {
+                let (schema, batches) = writer.scan(&request)?;
+                encode_stream(&schema, &batches)
+            })
+            .await?;
+            Ok(Buffer::from(bytes))
+        })
     }
 
     #[napi(catch_unwind)]

@@ -475,6 +475,19 @@ impl ShardWriter {
         Ok(self.memtables("flushProgress")?.subscribe())
     }
 
+    /// Rows of the active and frozen MemTables that the scan may see, with
+    /// projection, filter, offset and limit applied, in put order.
+    pub fn scan(
+        &self,
+        request: &crate::read::scan::ScanRequest,
+    ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+        let plan = crate::read::scan::ScanPlan::new(&self.inner.schema, request)
+            .map_err(|e| self.shard_err(e))?;
+        let batches = self.visible_batches()?;
+        let out = plan.run(&batches).map_err(|e| self.shard_err(e))?;
+        Ok((plan.output_schema().clone(), out))
+    }
+
     /// The batches a scan may see, oldest first: in durable mode only rows
     /// already in the WAL, otherwise every inserted row.
     pub fn visible_batches(&self) -> Result<Vec<RecordBatch>> {
