@@ -101,7 +101,7 @@ async fn non_durable_puts_without_triggers_are_one_entry_at_close() {
 #[tokio::test]
 async fn the_size_trigger_fires_on_every_crossing() {
     let root = memory_root("size-trigger");
-    let one_batch = batch(0, 50).get_array_memory_size() as u64;
+    let one_batch = memwal_core::memtable::batch_store::estimate_batch_bytes(&batch(0, 50));
     let config = ShardWriterConfig {
         durable_write: false,
         max_wal_buffer_size: one_batch * 2,
@@ -386,7 +386,7 @@ async fn non_durable_puts_racing_close_are_either_written_or_rejected() {
 #[tokio::test]
 async fn backpressure_waits_for_the_queue_to_drain() {
     let root = memory_root("backpressure");
-    let one = batch(0, 100).get_array_memory_size() as u64;
+    let one = memwal_core::memtable::batch_store::estimate_batch_bytes(&batch(0, 100));
     let config = ShardWriterConfig {
         durable_write: false,
         max_wal_buffer_size: one * 100,

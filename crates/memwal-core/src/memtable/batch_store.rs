@@ -141,6 +141,20 @@ impl BatchStore {
         batches: Vec<RecordBatch>,
         first_position: u64,
     ) -> Result<Range<usize>, Vec<RecordBatch>> {
+        let sizes: Vec<u64> = batches.iter().map(estimate_batch_bytes).collect();
+        self.try_append_sized(batches, &sizes, first_position)
+    }
+
+    /// [`try_append`](Self::try_append) with each batch's
+    /// [`estimate_batch_bytes`] already known, so a caller that needs the
+    /// sizes too computes them once.
+    pub fn try_append_sized(
+        &self,
+        batches: Vec<RecordBatch>,
+        sizes: &[u64],
+        first_position: u64,
+    ) -> Result<Range<usize>, Vec<RecordBatch>> {
+        assert_eq!(batches.len(), sizes.len(), "one size per batch");
         let _claim = AppendClaim::take(&self.appending);
         // Only appends change `len` and the totals, and the claim orders this
         // append after the previous one, so relaxed loads see current values.
@@ -164,8 +178,8 @@ impl BatchStore {
         let prepared: Vec<StoredBatch> = batches
             .into_iter()
             .zip(first_position..)
-            .map(|(batch, position)| {
-                let estimated_bytes = estimate_batch_bytes(&batch);
+            .zip(sizes)
+            .map(|((batch, position), &estimated_bytes)| {
                 let row_offset = next_row;
                 next_row += batch.num_rows() as u64;
                 added_bytes += estimated_bytes;

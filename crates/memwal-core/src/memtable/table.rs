@@ -88,6 +88,7 @@ impl MemTable {
     pub fn try_insert(
         &self,
         batches: Vec<RecordBatch>,
+        sizes: &[u64],
         first_position: u64,
     ) -> Result<Range<usize>, Vec<RecordBatch>> {
         debug_assert_eq!(
@@ -95,7 +96,7 @@ impl MemTable {
             self.end_position(),
             "positions must stay contiguous"
         );
-        self.store.try_append(batches, first_position)
+        self.store.try_append_sized(batches, sizes, first_position)
     }
 
     /// The stored batches visible now.

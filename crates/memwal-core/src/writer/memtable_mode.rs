@@ -137,6 +137,7 @@ impl MemTables {
         &self,
         queue: &WalQueue,
         batches: Vec<RecordBatch>,
+        sizes: &[u64],
         urgent: bool,
     ) -> Result<Range<u64>> {
         if batches.len() > self.limits.capacity {
@@ -150,8 +151,8 @@ impl MemTables {
         if state.active.remaining_capacity() < batches.len() {
             self.freeze_locked(&mut state, queue);
         }
-        let range = queue.push(batches.clone(), urgent)?;
-        if let Err(rejected) = state.active.try_insert(batches, range.start) {
+        let range = queue.push(batches.clone(), sizes, urgent)?;
+        if let Err(rejected) = state.active.try_insert(batches, sizes, range.start) {
             // Cannot happen: capacity was checked under the same lock.
             return Err(Error::internal(format!(
                 "MemTable refused {} batches after a capacity check",
@@ -398,7 +399,6 @@ impl Flusher {
                 })?
             }
         };
-        self.manifests.check_fenced(self.epoch).await?;
         let generation = write_generation(
             &self.root,
             &self.layout,

@@ -26,6 +26,7 @@ pub use wal_queue::{Progress, QueueStats};
 use crate::error::{Error, ErrorCode, Result};
 use crate::layout::ShardLayout;
 use crate::manifest::{ManifestStore, ShardManifest};
+use crate::memtable::batch_store::estimate_batch_bytes;
 use crate::store::StorageRoot;
 use crate::wal::codec::TOMBSTONE_COLUMN;
 use crate::wal::{RetryPolicy, WalAppender};
@@ -328,6 +329,7 @@ impl ShardWriter {
         let batches = schema_check::conform_batches(&self.inner.schema, batches)
             .map_err(|e| self.shard_err(e))?;
         let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+        let sizes: Vec<u64> = batches.iter().map(estimate_batch_bytes).collect();
         let durable = self.inner.config.durable_write;
         let range = match &self.inner.memtables {
             Some(tables) => {
@@ -336,11 +338,11 @@ impl ShardWriter {
                     .await
                     .map_err(|e| self.shard_err(e))?;
                 self.ensure_usable()?;
-                tables.insert(&self.inner.queue, batches, durable)
+                tables.insert(&self.inner.queue, batches, &sizes, durable)
             }
             None => {
                 self.wait_for_budget().await?;
-                self.inner.queue.push(batches, durable)
+                self.inner.queue.push(batches, &sizes, durable)
             }
         }
         .map_err(|e| self.shard_err(e))?;

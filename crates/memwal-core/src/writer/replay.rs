@@ -7,6 +7,7 @@ use arrow_schema::SchemaRef;
 use super::memtable_mode::{Frozen, MemTableLimits};
 use super::schema_check::conform_batches;
 use crate::error::{Error, Result};
+use crate::memtable::batch_store::estimate_batch_bytes;
 use crate::memtable::MemTable;
 use crate::store::StorageRoot;
 use crate::wal::{WalEntry, WalTailer};
@@ -106,11 +107,9 @@ fn insert_entry(
         freeze(out, schema, limits);
     }
     let count = batches.len() as u64;
-    let bytes: u64 = batches
-        .iter()
-        .map(crate::memtable::batch_store::estimate_batch_bytes)
-        .sum();
-    if out.active.try_insert(batches, out.batches).is_err() {
+    let sizes: Vec<u64> = batches.iter().map(estimate_batch_bytes).collect();
+    let bytes: u64 = sizes.iter().sum();
+    if out.active.try_insert(batches, &sizes, out.batches).is_err() {
         return Err(Error::internal("replay lost a capacity race with itself"));
     }
     out.batches += count;

@@ -24,13 +24,13 @@ use tokio::time::Instant;
 
 use super::stats::WriterCounters;
 use crate::error::{Error, Result};
-use crate::memtable::batch_store::estimate_batch_bytes;
 use crate::wal::{encode_entry, WalAppender};
 
 /// When the queue appends on its own.
 #[derive(Debug, Clone, Copy)]
 pub struct QueueTriggers {
-    /// Unsent bytes that trigger an append; also the soft cap of one entry.
+    /// Unsent bytes that trigger an append; an entry holds at most twice
+    /// this (at least one batch), so a crossing is appended whole.
     pub size: u64,
     /// Longest wait of a queued non-durable batch; `None` = no timer.
     pub interval: Option<Duration>,
@@ -159,7 +159,14 @@ impl WalQueue {
     }
 
     /// Queue `batches` as one put; `urgent` asks for an append right away.
-    pub fn push(&self, batches: Vec<RecordBatch>, urgent: bool) -> Result<Range<u64>> {
+    ///
+    /// `sizes` holds each batch's estimated bytes (counted by slice).
+    pub fn push(
+        &self,
+        batches: Vec<RecordBatch>,
+        sizes: &[u64],
+        urgent: bool,
+    ) -> Result<Range<u64>> {
         if let Some(err) = self.failure() {
             return Err(err);
         }
@@ -170,8 +177,7 @@ impl WalQueue {
         }
         let was_idle = state.queued.len() == state.in_flight;
         let start = state.next_position;
-        for batch in batches {
-            let bytes = estimate_batch_bytes(&batch);
+        for (batch, &bytes) in batches.into_iter().zip(sizes) {
             state.queued_bytes += bytes;
             state.queued.push_back(Queued {
                 batch,
@@ -291,7 +297,8 @@ impl WalQueue {
         let first = state.next_position - state.queued.len() as u64;
         let barrier = state.barriers.iter().copied().find(|&b| b > first);
         for (offset, queued) in state.queued.iter().enumerate() {
-            let full = !batches.is_empty() && bytes + queued.bytes > self.triggers.size;
+            let full =
+                !batches.is_empty() && bytes + queued.bytes > self.triggers.size.saturating_mul(2);
             if full || barrier == Some(first + offset as u64) {
                 break;
             }
