@@ -668,3 +668,27 @@ async fn memtable_methods_fail_in_wal_only_mode() {
     );
     writer.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn committing_the_same_generation_twice_lists_it_once() {
+    let root = memory_root("mt-idempotent");
+    let shard = uuid::Uuid::new_v4();
+    let manifests = ManifestStore::new(root.clone(), ShardLayout::new(shard), 2);
+    let epoch = manifests.claim_epoch(0).await.unwrap().writer_epoch;
+    let generation = |path: &str| memwal_core::manifest::FlushedGeneration {
+        generation: 1,
+        path: path.to_string(),
+        ..Default::default()
+    };
+    memwal_core::flush::commit_generation(&manifests, epoch, generation("aaaaaaaa_gen_1"), 3)
+        .await
+        .unwrap();
+    // A retry after a commit that landed but reported an error.
+    let m =
+        memwal_core::flush::commit_generation(&manifests, epoch, generation("bbbbbbbb_gen_1"), 3)
+            .await
+            .unwrap();
+    assert_eq!(m.flushed_generations.len(), 1);
+    assert_eq!(m.flushed_generations[0].path, "aaaaaaaa_gen_1");
+    assert_eq!(manifests.list_versions().await.unwrap(), vec![1, 2]);
+}

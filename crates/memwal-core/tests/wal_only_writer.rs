@@ -551,3 +551,84 @@ async fn a_garbage_manifest_makes_open_fail_cleanly() {
     let manifests = ManifestStore::new(root.clone(), layout, 2);
     assert_eq!(manifests.list_versions().await.unwrap(), vec![1, 2]);
 }
+
+#[tokio::test]
+async fn a_put_is_never_split_across_entries() {
+    let root = memory_root("unsplit");
+    let one = memwal_core::memtable::batch_store::estimate_batch_bytes(&batch(0, 20));
+    // Entries are capped near 2 x maxWalBufferSize; puts of 3 batches exceed it.
+    let config = ShardWriterConfig {
+        durable_write: false,
+        max_wal_buffer_size: one,
+        ..wal_only()
+    };
+    let writer = open(&root, None, config).await;
+    for i in 0..10 {
+        writer
+            .put(vec![
+                batch(i * 60, 20),
+                batch(i * 60 + 20, 20),
+                batch(i * 60 + 40, 20),
+            ])
+            .await
+            .unwrap();
+    }
+    writer.close().await.unwrap();
+    let data = data_entries(entries(&root, writer.shard_id()).await);
+    assert!(data.len() > 1, "the cap never cut an entry");
+    for entry in &data {
+        assert_eq!(
+            entry.batches.len() % 3,
+            0,
+            "entry {} holds part of a put",
+            entry.position
+        );
+    }
+    assert_eq!(data.iter().map(|e| e.num_rows()).sum::<usize>(), 600);
+}
+
+#[tokio::test]
+async fn reserved_schema_metadata_is_rejected() {
+    let root = memory_root("reserved");
+    for key in ["writer_epoch", "fence_sentinel"] {
+        let schema = Arc::new(arrow_schema::Schema::new_with_metadata(
+            schema().fields().clone(),
+            std::collections::HashMap::from([(key.to_string(), "true".to_string())]),
+        ));
+        let err = ShardWriter::open(
+            root.clone(),
+            OpenOptions {
+                shard_id: None,
+                schema,
+                config: wal_only(),
+            },
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.code(), ErrorCode::InvalidInput);
+        assert!(err.message().contains(key), "{err}");
+    }
+}
+
+#[tokio::test]
+async fn an_ambiguous_claim_is_a_failure_not_a_shared_epoch() {
+    let inner: Arc<dyn object_store::ObjectStore> = Arc::new(InMemory::new());
+    let flaky = Arc::new(FlakyStore::new(inner, ".binpb", 1, FailMode::LandThenError));
+    let root = StorageRoot::new(flaky.clone(), Path::default(), "memory://flaky-claim");
+    let shard = uuid::Uuid::new_v4();
+    let err = ShardWriter::open(
+        root.clone(),
+        OpenOptions {
+            shard_id: Some(shard),
+            schema: schema(),
+            config: wal_only(),
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Io, "{err}");
+    // The landed claim belongs to nobody; the next open takes the epoch after it.
+    let writer = open(&root, Some(shard), wal_only()).await;
+    assert_eq!(writer.epoch(), 2);
+    writer.close().await.unwrap();
+}

@@ -175,6 +175,12 @@ impl NativeShardWriter {
         self.writer.shard_id().to_string()
     }
 
+    /// Primary-key columns declared through field metadata, in key order.
+    #[napi(getter)]
+    pub fn primary_key(&self) -> Vec<String> {
+        self.writer.primary_key()
+    }
+
     #[napi(getter)]
     pub fn epoch(&self) -> napi::Result<f64> {
         js_number(self.writer.epoch())

@@ -21,7 +21,16 @@ pub async fn commit_generation(
     covered_entry: u64,
 ) -> Result<ShardManifest> {
     manifests
-        .commit_update(epoch, |current| {
+        .commit_update_if(epoch, |current| {
+            // An earlier attempt whose commit landed but reported an error
+            // already listed this generation; never list it twice.
+            if current
+                .flushed_generations
+                .iter()
+                .any(|g| g.generation == generation.generation)
+            {
+                return None;
+            }
             let mut next = current.clone();
             next.replay_after_wal_entry_position =
                 current.replay_after_wal_entry_position.max(covered_entry);
@@ -29,7 +38,7 @@ pub async fn commit_generation(
                 current.wal_entry_position_last_seen.max(covered_entry);
             next.current_generation = current.current_generation.max(generation.generation + 1);
             next.flushed_generations.push(generation.clone());
-            next
+            Some(next)
         })
         .await
 }

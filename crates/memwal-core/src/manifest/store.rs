@@ -109,7 +109,12 @@ impl ManifestStore {
         } else if hint > 1 && self.root.exists(&self.version_path(1)).await? {
             1
         } else {
-            return Ok(0);
+            // No hint to trust and no version 1: the shard is new, unless old
+            // versions were removed. One LIST tells them apart.
+            match self.list_versions().await?.last() {
+                Some(&listed) => listed,
+                None => return Ok(0),
+            }
         };
         loop {
             let candidates: Vec<u64> =
@@ -180,11 +185,16 @@ impl ManifestStore {
     ///
     /// A store error is ambiguous (the object may have landed), so the
     /// version is read back: our own bytes there mean success.
-    pub async fn write(&self, manifest: &ShardManifest) -> Result<bool> {
+    ///
+    /// Reading back only proves authorship when no other writer could have
+    /// produced the same bytes; two racing claims of one epoch do, so they
+    /// pass `unique_content = false` and treat an ambiguous write as failed.
+    pub async fn write(&self, manifest: &ShardManifest, unique_content: bool) -> Result<bool> {
         let bytes = Bytes::from(manifest.encode_to_vec());
         let path = self.version_path(manifest.version);
         let outcome = match self.root.put_if_absent(&path, bytes.clone()).await {
             Ok(outcome) => outcome,
+            Err(err) if !unique_content => return Err(self.shard_error(err)),
             Err(err) => match self.root.get(&path).await {
                 Ok(Some(stored)) if stored == bytes => CreateOutcome::Created,
                 Ok(Some(_)) => CreateOutcome::AlreadyExists,
@@ -225,7 +235,7 @@ impl ManifestStore {
                 }
                 None => ShardManifest::fresh(shard, shard_spec_id, 1),
             };
-            if self.write(&next).await? {
+            if self.write(&next, false).await? {
                 return Ok(next);
             }
             if let Some(latest) = self.read_latest().await? {
@@ -259,12 +269,28 @@ impl ManifestStore {
     where
         F: FnMut(&ShardManifest) -> ShardManifest,
     {
+        self.commit_update_if(local_epoch, |current| Some(update(current)))
+            .await
+    }
+
+    /// Like [`Self::commit_update`], but `update` may return `None` when the
+    /// latest manifest already says what it wanted (nothing is written).
+    pub async fn commit_update_if<F>(
+        &self,
+        local_epoch: u64,
+        mut update: F,
+    ) -> Result<ShardManifest>
+    where
+        F: FnMut(&ShardManifest) -> Option<ShardManifest>,
+    {
         for _ in 0..MAX_COMMIT_ATTEMPTS {
             let current = self.check_fenced(local_epoch).await?;
-            let mut next = update(&current);
+            let Some(mut next) = update(&current) else {
+                return Ok(current);
+            };
             next.version = current.version + 1;
             next.writer_epoch = local_epoch;
-            if self.write(&next).await? {
+            if self.write(&next, true).await? {
                 return Ok(next);
             }
         }
@@ -332,6 +358,27 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(s.latest_version().await.unwrap(), 7);
+    }
+
+    #[tokio::test]
+    async fn removed_early_versions_do_not_make_the_shard_look_new() {
+        let s = store("m-removed");
+        for _ in 0..3 {
+            s.claim_epoch(0).await.unwrap();
+        }
+        s.root.store().delete(&s.version_path(1)).await.unwrap();
+        s.root.store().delete(&s.hint_path()).await.unwrap();
+        assert_eq!(s.latest_version().await.unwrap(), 3);
+        assert_eq!(s.claim_epoch(0).await.unwrap().writer_epoch, 4);
+    }
+
+    #[tokio::test]
+    async fn commit_update_if_writes_nothing_when_told_so() {
+        let s = store("m-noop");
+        let m = s.claim_epoch(0).await.unwrap();
+        let same = s.commit_update_if(m.writer_epoch, |_| None).await.unwrap();
+        assert_eq!(same, m);
+        assert_eq!(s.list_versions().await.unwrap(), vec![1]);
     }
 
     #[tokio::test]

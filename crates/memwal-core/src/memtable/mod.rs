@@ -3,3 +3,4 @@
 pub mod batch_store;
 pub mod table;
 pub use table::MemTable;
+pub mod primary_key;

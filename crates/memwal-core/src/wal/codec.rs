@@ -122,9 +122,13 @@ pub fn decode_entry(position: u64, bytes: Bytes) -> Result<WalEntry> {
     let epoch = epoch_text
         .parse::<u64>()
         .map_err(|_| corrupt(format!("non-numeric writer_epoch '{epoch_text}'")))?;
+    // Only a data-less entry can be a sentinel: a stray key on a data entry
+    // must never make replay skip its rows.
     let fence_sentinel = metadata
         .remove(FENCE_SENTINEL_KEY)
-        .is_some_and(|v| v == "true");
+        .is_some_and(|v| v == "true")
+        && raw_schema.fields().is_empty()
+        && batches.is_empty();
     let schema = Arc::new(Schema::new_with_metadata(
         raw_schema.fields().clone(),
         metadata,
@@ -259,6 +263,16 @@ mod tests {
         let entry =
             decode_entry(1, encode_entry(2, &s, std::slice::from_ref(&b)).unwrap()).unwrap();
         assert_eq!(entry.batches[0].column(1), b.column(1));
+    }
+
+    #[test]
+    fn a_data_entry_is_never_a_sentinel() {
+        let mut metadata = HashMap::new();
+        metadata.insert(FENCE_SENTINEL_KEY.to_string(), "true".to_string());
+        let s = Schema::new_with_metadata(schema().fields().clone(), metadata);
+        let entry = decode_entry(1, encode_entry(3, &s, &[batch(&[1, 2])]).unwrap()).unwrap();
+        assert!(!entry.fence_sentinel);
+        assert_eq!(entry.num_rows(), 2);
     }
 
     #[test]

@@ -117,6 +117,16 @@ fn validate_writer_schema(schema: &SchemaRef) -> Result<()> {
             "The writer schema must have at least one field",
         ));
     }
+    for key in [
+        crate::wal::codec::WRITER_EPOCH_KEY,
+        crate::wal::codec::FENCE_SENTINEL_KEY,
+    ] {
+        if schema.metadata().contains_key(key) {
+            return Err(Error::invalid_input(format!(
+                "Schema metadata key '{key}' is reserved for WAL entries"
+            )));
+        }
+    }
     let mut seen = std::collections::HashSet::new();
     for field in schema.fields() {
         if field.name() == TOMBSTONE_COLUMN {
@@ -287,6 +297,11 @@ impl ShardWriter {
 
     pub fn config(&self) -> &ShardWriterConfig {
         &self.inner.config
+    }
+
+    /// Primary-key columns, from the schema's field metadata (may be empty).
+    pub fn primary_key(&self) -> Vec<String> {
+        crate::memtable::primary_key::primary_key_columns(&self.inner.schema)
     }
 
     fn shard_err(&self, err: Error) -> Error {

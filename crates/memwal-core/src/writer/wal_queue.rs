@@ -59,6 +59,9 @@ struct Queued {
     batch: RecordBatch,
     bytes: u64,
     at: Instant,
+    /// First batch of its put: the only place an entry may end before it,
+    /// so a put is never split across entries (replay stays all-or-nothing).
+    starts_put: bool,
 }
 
 #[derive(Default)]
@@ -177,12 +180,13 @@ impl WalQueue {
         }
         let was_idle = state.queued.len() == state.in_flight;
         let start = state.next_position;
-        for (batch, &bytes) in batches.into_iter().zip(sizes) {
+        for (index, (batch, &bytes)) in batches.into_iter().zip(sizes).enumerate() {
             state.queued_bytes += bytes;
             state.queued.push_back(Queued {
                 batch,
                 bytes,
                 at: now,
+                starts_put: index == 0,
             });
             state.next_position += 1;
         }
@@ -297,10 +301,11 @@ impl WalQueue {
         let first = state.next_position - state.queued.len() as u64;
         let barrier = state.barriers.iter().copied().find(|&b| b > first);
         for (offset, queued) in state.queued.iter().enumerate() {
-            let full =
-                !batches.is_empty() && bytes + queued.bytes > self.triggers.size.saturating_mul(2);
-            if full || barrier == Some(first + offset as u64) {
-                break;
+            if !batches.is_empty() && queued.starts_put {
+                let full = bytes + queued.bytes > self.triggers.size.saturating_mul(2);
+                if full || barrier == Some(first + offset as u64) {
+                    break;
+                }
             }
             bytes += queued.bytes;
             batches.push(queued.batch.clone());
