@@ -11,6 +11,8 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 
 export declare class NativeShardWriter {
   get shardId(): string
+  /** Primary-key columns declared through field metadata, in key order. */
+  get primaryKey(): Array<string>
   get epoch(): number
   /**
    * Put the batches of one IPC stream atomically. The bytes are copied

@@ -223,6 +223,7 @@ describe('lifecycle', () => {
       config: WAL_ONLY,
     })
     expect(writer.schema.fields[0].metadata.get('lance-schema:unenforced-primary-key')).toBe('true')
+    expect(writer.primaryKey).toEqual(['id'])
     await writer.put(events(0, 1))
     await writer.close()
   })

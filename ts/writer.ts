@@ -111,6 +111,8 @@ export class ShardWriter implements AsyncDisposable {
   readonly epoch: number
   /** The schema puts must match (with primary-key metadata applied). */
   readonly schema: Schema
+  /** Primary-key columns in key order (empty without a key). */
+  readonly primaryKey: readonly string[]
 
   /** @internal Use `openShardWriter`. */
   constructor(nativeWriter: NativeShardWriter, schema: Schema, config: ShardWriterConfig) {
@@ -119,6 +121,7 @@ export class ShardWriter implements AsyncDisposable {
     this.shardId = nativeWriter.shardId
     this.epoch = nativeWriter.epoch
     this.schema = schema
+    this.primaryKey = Object.freeze([...nativeWriter.primaryKey])
   }
 
   /** The options the writer runs with. */
