@@ -6,6 +6,12 @@
 // build of this cdylib sees the exported functions as unused.
 #![cfg_attr(test, allow(dead_code))]
 
+/// glibc's per-thread arenas kept several hundred MiB of freed batch and
+/// Parquet buffers resident under sustained ingest (bench/sustained.ts:
+/// 5.3x the budget); mimalloc returns them, keeping RSS near the budget.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod errors;
 mod ipc;
 mod logging;
