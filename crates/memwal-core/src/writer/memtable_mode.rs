@@ -11,6 +11,7 @@ use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use tokio::sync::{mpsc, watch};
 
+use super::backpressure::{wait_under_budget, Pressure};
 use super::stats::WriterCounters;
 use super::wal_queue::WalQueue;
 use crate::error::{Error, ErrorCode, Result};
@@ -240,47 +241,29 @@ impl MemTables {
         }
     }
 
-    /// Backpressure: wait (never fail on pressure alone) while unflushed
-    /// bytes are at or above the budget. Returns whether it waited.
-    pub async fn wait_for_budget(
-        &self,
-        queue: &WalQueue,
-        counters: &WriterCounters,
-    ) -> Result<bool> {
-        let budget = self.limits.max_unflushed_bytes;
-        if self.unflushed_bytes() < budget {
-            return Ok(false);
-        }
-        let started = Instant::now();
-        WriterCounters::add(&counters.backpressure_count, 1);
-        let mut rx = self.progress.subscribe();
-        loop {
-            if let Some(err) = self.failure().or_else(|| queue.failure()) {
-                return Err(err);
-            }
-            if self.unflushed_bytes() < budget {
-                break;
-            }
-            if self.frozen_count() == 0 {
-                // Only the active MemTable holds the budget: flushing it is
-                // the only way forward.
-                self.freeze_active(queue);
-            }
-            match tokio::time::timeout(self.limits.backpressure_log_interval, rx.changed()).await {
-                Ok(Ok(())) => {}
-                Ok(Err(_)) => {
-                    return Err(Error::internal("MemTable flush task ended unexpectedly"))
+    /// Backpressure: wait while unflushed bytes are at or above the budget.
+    pub async fn wait_for_budget(&self, queue: &WalQueue, counters: &WriterCounters) -> Result<()> {
+        let pressure = Pressure {
+            budget: self.limits.max_unflushed_bytes,
+            used: &|| self.unflushed_bytes(),
+            failure: &|| self.failure().or_else(|| queue.failure()),
+            // Only the active MemTable holds the budget: flushing it is the
+            // only way forward.
+            nudge: &|| {
+                if self.frozen_count() == 0 {
+                    self.freeze_active(queue);
                 }
-                Err(_) => tracing::warn!(
-                    waited_ms = started.elapsed().as_millis() as u64,
-                    unflushed_bytes = self.unflushed_bytes(),
-                    budget,
-                    "put is waiting for MemTable flushes (backpressure)"
-                ),
-            }
-        }
-        WriterCounters::add_time(&counters.backpressure_wait_ns, started.elapsed());
-        Ok(true)
+            },
+            waiting_for: "MemTable flushes",
+        };
+        let mut rx = self.progress.subscribe();
+        wait_under_budget(
+            pressure,
+            &mut rx,
+            self.limits.backpressure_log_interval,
+            counters,
+        )
+        .await
     }
 
     /// Resolve once every MemTable frozen so far has been flushed.

@@ -1,6 +1,7 @@
 //! The shard writer: claims a shard, fences its predecessor, and turns puts
 //! into durable WAL entries.
 
+mod backpressure;
 mod config;
 mod memtable_mode;
 mod replay;
@@ -377,42 +378,25 @@ impl ShardWriter {
         })
     }
 
-    /// Backpressure: wait (never fail) while the queued bytes exceed the budget.
+    /// Backpressure in WAL-only mode: wait while queued bytes exceed the budget.
     async fn wait_for_budget(&self) -> Result<()> {
-        let budget = self.inner.config.max_unflushed_memtable_bytes;
         let queue = &self.inner.queue;
-        if queue.queued_bytes() < budget {
-            return Ok(());
-        }
-        let started = Instant::now();
-        WriterCounters::add(&self.inner.counters.backpressure_count, 1);
+        let pressure = backpressure::Pressure {
+            budget: self.inner.config.max_unflushed_memtable_bytes,
+            used: &|| queue.queued_bytes(),
+            failure: &|| {
+                queue
+                    .failure()
+                    .or_else(|| queue.progress().stopped.then(Error::closed))
+            },
+            nudge: &|| queue.flush_now(),
+            waiting_for: "the WAL to drain",
+        };
         let mut rx = queue.subscribe();
-        queue.flush_now();
         let log_every = self.inner.config.backpressure_log_interval;
-        while queue.queued_bytes() >= budget {
-            if let Some(err) = queue.failure() {
-                return Err(self.shard_err(err));
-            }
-            match tokio::time::timeout(log_every, rx.changed()).await {
-                Ok(Ok(())) => {}
-                Ok(Err(_)) => {
-                    return Err(self.shard_err(Error::internal("WAL task ended unexpectedly")))
-                }
-                Err(_) => tracing::warn!(
-                    shard = %self.shard_id(),
-                    waited_ms = started.elapsed().as_millis() as u64,
-                    queued_bytes = queue.queued_bytes(),
-                    budget,
-                    "put is waiting for the WAL to drain (backpressure)"
-                ),
-            }
-            if rx.borrow().stopped {
-                return Err(self.shard_err(Error::closed()));
-            }
-            queue.flush_now();
-        }
-        WriterCounters::add_time(&self.inner.counters.backpressure_wait_ns, started.elapsed());
-        Ok(())
+        backpressure::wait_under_budget(pressure, &mut rx, log_every, &self.inner.counters)
+            .await
+            .map_err(|e| self.shard_err(e))
     }
 
     pub fn stats(&self) -> WriterStats {
