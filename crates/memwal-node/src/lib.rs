@@ -6,11 +6,13 @@
 // build of this cdylib sees the exported functions as unused.
 #![cfg_attr(test, allow(dead_code))]
 
-/// glibc's per-thread arenas kept several hundred MiB of freed batch and
-/// Parquet buffers resident under sustained ingest (bench/sustained.ts:
-/// 5.3x the budget); mimalloc returns them, keeping RSS near the budget.
+/// Allocators keep freed memory mapped for reuse; under sustained ingest
+/// that held several times the MemTable budget resident (bench/sustained.ts:
+/// 5.3x with glibc, 4.1x with mimalloc alone). Large buffers therefore get
+/// their own pages, returned on free; mimalloc serves the small ones.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: memwal_core::alloc::LargeAllocsMapped<mimalloc::MiMalloc> =
+    memwal_core::alloc::LargeAllocsMapped::new(mimalloc::MiMalloc);
 
 mod errors;
 mod ipc;

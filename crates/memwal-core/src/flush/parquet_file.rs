@@ -3,10 +3,12 @@
 use std::sync::Arc;
 
 use arrow_array::RecordBatch;
+use arrow_schema::DataType;
 use bytes::Bytes;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
 
 use crate::error::{Error, Result};
 use crate::layout::ShardLayout;
@@ -55,6 +57,37 @@ impl FlushCompression {
     }
 }
 
+/// Dictionary encoding only where values tend to repeat: top-level strings,
+/// binaries and Arrow dictionaries. Elsewhere, above all in float vectors, it
+/// hashes every value only to fall back to plain pages once the dictionary
+/// fills up, and cost most of the flush time (2.4x slower flushes measured
+/// with `examples/sustained_heap.rs`).
+fn writer_properties(
+    schema: &arrow_schema::Schema,
+    compression: FlushCompression,
+) -> WriterProperties {
+    let mut props = WriterProperties::builder()
+        .set_compression(compression.codec())
+        .set_max_row_group_row_count(Some(128 * 1024))
+        .set_dictionary_enabled(false);
+    for field in schema.fields() {
+        if matches!(
+            field.data_type(),
+            DataType::Utf8
+                | DataType::LargeUtf8
+                | DataType::Utf8View
+                | DataType::Binary
+                | DataType::LargeBinary
+                | DataType::BinaryView
+                | DataType::Dictionary(_, _)
+        ) {
+            props =
+                props.set_column_dictionary_enabled(ColumnPath::from(field.name().as_str()), true);
+        }
+    }
+    props.build()
+}
+
 /// Encode batches as one Parquet file with the Arrow schema embedded, rows
 /// in put order.
 fn encode(
@@ -62,10 +95,7 @@ fn encode(
     batches: &[RecordBatch],
     compression: FlushCompression,
 ) -> Result<Vec<u8>> {
-    let props = WriterProperties::builder()
-        .set_compression(compression.codec())
-        .set_max_row_group_row_count(Some(128 * 1024))
-        .build();
+    let props = writer_properties(&table_schema, compression);
     let mut out = Vec::new();
     let mut writer = ArrowWriter::try_new(&mut out, table_schema, Some(props))
         .map_err(|e| Error::internal(format!("Cannot start Parquet file: {e}")))?;
@@ -116,4 +146,49 @@ pub async fn write_generation(
         physical_rows: Some(table.row_count()),
         primary_key_bytes: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::{FixedSizeListArray, Float32Array, Int64Array, StringArray};
+    use arrow_schema::{Field, Schema};
+    use parquet::basic::Encoding;
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+
+    #[test]
+    fn only_string_columns_are_dictionary_encoded() {
+        let item = Arc::new(Field::new("item", DataType::Float32, true));
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("vector", DataType::FixedSizeList(item.clone(), 4), true),
+            Field::new("text", DataType::Utf8, true),
+        ]));
+        let rows = 1000;
+        let values = Float32Array::from_iter_values((0..rows * 4).map(|i| i as f32));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(Int64Array::from_iter_values(0..rows as i64)),
+                Arc::new(FixedSizeListArray::new(item, 4, Arc::new(values), None)),
+                Arc::new(StringArray::from_iter_values(
+                    (0..rows).map(|i| ["a", "b", "c"][i % 3]),
+                )),
+            ],
+        )
+        .unwrap();
+        let file = encode(schema, &[batch], FlushCompression::Snappy).unwrap();
+        let reader = SerializedFileReader::new(Bytes::from(file)).unwrap();
+        let group = reader.metadata().row_group(0);
+        let dictionary = |column: usize| {
+            group
+                .column(column)
+                .encodings()
+                .any(|e| e == Encoding::RLE_DICTIONARY || e == Encoding::PLAIN_DICTIONARY)
+        };
+        assert_eq!(group.num_columns(), 3);
+        assert!(!dictionary(0), "id");
+        assert!(!dictionary(1), "vector");
+        assert!(dictionary(2), "text");
+    }
 }
