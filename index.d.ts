@@ -9,6 +9,29 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+export declare class NativeShardReader {
+  get shardId(): string
+  get manifestVersion(): number
+  get primaryKey(): Array<string>
+  /** The rows' schema as an IPC stream without batches. */
+  schema(): Buffer
+  generations(): Array<NativeGeneration>
+  /** `[first, last]` WAL positions of the unflushed tail, or null. */
+  tailPositions(): Array<number> | null
+  /** Every matching row as one IPC stream. */
+  scan(request: NativeScanRequest): Promise<Buffer>
+  /** The same rows, pulled one batch at a time. */
+  scanStream(request: NativeScanRequest): NativeShardScan
+}
+
+export declare class NativeShardScan {
+  /** The output schema as an IPC stream without batches. */
+  schema(): Promise<Buffer>
+  /** The next batch as an IPC stream, or null at the end. */
+  next(): Promise<Buffer | null>
+  metrics(): Promise<NativeScanMetrics>
+}
+
 export declare class NativeShardWriter {
   get shardId(): string
   /** Primary-key columns declared through field metadata, in key order. */
@@ -19,6 +42,8 @@ export declare class NativeShardWriter {
    * before this returns, so the caller may reuse its buffer at once.
    */
   put(batchesIpc: Uint8Array): Promise<NativePutResult>
+  /** Delete rows by primary key: `keys_ipc` holds the key columns. */
+  delete(keysIpc: Uint8Array): Promise<NativePutResult>
   stats(): NativeWriterStats
   walStats(): NativeWalStats
   manifest(): Promise<NativeManifest>
@@ -51,6 +76,12 @@ export interface NativeFlushedGeneration {
   physicalRows?: number
 }
 
+export interface NativeGeneration {
+  generation: number
+  path: string
+  rows: number
+}
+
 export interface NativeManifest {
   version: number
   writerEpoch: number
@@ -79,6 +110,11 @@ export interface NativeMemTableStats {
 export interface NativePutResult {
   start: number
   end: number
+}
+
+export interface NativeScanMetrics {
+  rowGroupsTotal: number
+  rowGroupsRead: number
 }
 
 /** `scan()` options; `limit`/`offset` are row counts. */
@@ -148,6 +184,8 @@ export interface NativeWriterStats {
   backpressureCount: number
   backpressureWaitMs: number
 }
+
+export declare function openShardReader(uri: string, shardId: string): Promise<NativeShardReader>
 
 /** Open a writer. `schema_ipc` is an IPC stream holding just the schema. */
 export declare function openShardWriter(uri: string, schemaIpc: Uint8Array, shardId: string | undefined | null, options: NativeWriterOptions): Promise<NativeShardWriter>

@@ -835,9 +835,12 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.NativeShardReader = nativeBinding.NativeShardReader
+module.exports.NativeShardScan = nativeBinding.NativeShardScan
 module.exports.NativeShardWriter = nativeBinding.NativeShardWriter
 module.exports.NativeWalTailer = nativeBinding.NativeWalTailer
 module.exports.__triggerPanicForTests = nativeBinding.__triggerPanicForTests
 module.exports.defaultWriterOptions = nativeBinding.defaultWriterOptions
+module.exports.openShardReader = nativeBinding.openShardReader
 module.exports.openShardWriter = nativeBinding.openShardWriter
 module.exports.openWalTailer = nativeBinding.openWalTailer

@@ -2,7 +2,16 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { type Table, tableFromArrays } from 'apache-arrow'
+import {
+  Field,
+  Int64,
+  RecordBatch,
+  Schema,
+  Table,
+  tableFromArrays,
+  Utf8,
+  vectorFromArray,
+} from 'apache-arrow'
 import { expect } from 'vitest'
 import { MemWalError, type MemWalErrorCode } from '../ts/index.js'
 
@@ -62,4 +71,25 @@ export function idsOf(
   batches: { getChild(name: string): { toArray(): ArrayLike<unknown> } | null }[],
 ): number[] {
   return batches.flatMap((b) => Array.from(b.getChild('id')?.toArray() ?? [], (v) => Number(v)))
+}
+
+/** `id int64 non-null, name utf8`: plain types every reader agrees on. */
+export const ID_NAME_SCHEMA = new Schema([
+  new Field('id', new Int64(), false),
+  new Field('name', new Utf8(), true),
+])
+
+/** Rows of ID_NAME_SCHEMA. */
+export function idNameRows(pairs: [number, string][]): Table {
+  const inferred = new Table({
+    id: vectorFromArray(
+      pairs.map(([id]) => BigInt(id)),
+      new Int64(),
+    ),
+    name: vectorFromArray(
+      pairs.map(([, name]) => name),
+      new Utf8(),
+    ),
+  })
+  return new Table(inferred.batches.map((b) => new RecordBatch(ID_NAME_SCHEMA, b.data)))
 }

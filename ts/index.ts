@@ -7,7 +7,14 @@
 export { PRIMARY_KEY_METADATA, type PutInput } from './arrow.js'
 export { type FlushCompression, ShardWriterConfig, type ShardWriterOptions } from './config.js'
 export { MemWalError, type MemWalErrorCode } from './errors.js'
-export { openWalTailer, type WalEntry, WalTailer } from './tailer.js'
+export {
+  type GenerationInfo,
+  openShardReader,
+  type ScanMetrics,
+  ShardReader,
+  type ShardScanStream,
+} from './reader.js'
+export { type FollowOptions, openWalTailer, type WalEntry, WalTailer } from './tailer.js'
 export {
   type MemTableStats,
   type OpenShardWriterOptions,

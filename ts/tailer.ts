@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { RecordBatch } from 'apache-arrow'
 import { type NativeWalTailer, openWalTailer as nativeOpenWalTailer } from '../index.js'
 import { batchesFromIPC } from './arrow.js'
@@ -14,6 +15,18 @@ export interface WalEntry {
   /** The entry's batches, in put order (empty for a fence sentinel). */
   batches: RecordBatch[]
 }
+
+/** Options of `WalTailer.follow()`. */
+export interface FollowOptions {
+  /** First position to yield (default: the lowest position still stored). */
+  from?: number
+  /** How long to wait before looking again once the end is reached (default 100 ms). */
+  pollIntervalMs?: number
+  /** Ends the iteration, also while it waits for new entries. */
+  signal?: AbortSignal
+}
+
+const FOLLOW_OPTION_NAMES = new Set(['from', 'pollIntervalMs', 'signal'])
 
 /** Reads a shard's WAL entries, e.g. for change data capture. */
 export class WalTailer {
@@ -36,6 +49,11 @@ export class WalTailer {
     return native(() => this.#native.nextPosition())
   }
 
+  /** See {@link FollowOptions}: every entry in order, then new ones as they come. */
+  follow(options: FollowOptions = {}): AsyncGenerator<WalEntry> {
+    return follow(this, options)
+  }
+
   /** The entry at `position`, or `null` if none is there (yet). */
   async readEntry(position: number): Promise<WalEntry | null> {
     if (!Number.isSafeInteger(position) || position < 1) {
@@ -51,6 +69,53 @@ export class WalTailer {
       fenceSentinel: entry.fenceSentinel,
       numRows: entry.numRows,
       batches: entry.numBatches === 0 ? [] : batchesFromIPC(entry.ipc),
+    }
+  }
+}
+
+/**
+ * Every entry from `from` on, in position order, then each new entry as it
+ * is written: change data capture. Positions are dense across writers, so a
+ * writer being replaced (a new epoch) neither skips nor repeats anything:
+ * the new writer's fence sentinel arrives as an entry with `fenceSentinel`
+ * set, then its data. The loop ends when `signal` aborts (also during a
+ * wait); breaking out of `for await` ends it too.
+ */
+async function* follow(tailer: WalTailer, options: FollowOptions): AsyncGenerator<WalEntry> {
+  if (options === null || typeof options !== 'object') {
+    throw new MemWalError('INVALID_INPUT', 'follow options must be an object')
+  }
+  for (const name of Object.keys(options)) {
+    if (!FOLLOW_OPTION_NAMES.has(name)) {
+      throw new MemWalError('INVALID_INPUT', `Unknown follow option '${name}'`)
+    }
+  }
+  const { from, pollIntervalMs = 100, signal } = options
+  if (from !== undefined && !(Number.isSafeInteger(from) && from >= 1)) {
+    throw new MemWalError(
+      'INVALID_INPUT',
+      `follow from must be a WAL position (integer ≥ 1), got ${from}`,
+    )
+  }
+  if (!(typeof pollIntervalMs === 'number' && pollIntervalMs >= 0 && pollIntervalMs < 2 ** 31)) {
+    throw new MemWalError(
+      'INVALID_INPUT',
+      `pollIntervalMs must be a non-negative number of ms, got ${pollIntervalMs}`,
+    )
+  }
+  let position = from ?? (await tailer.firstPosition())
+  while (!signal?.aborted) {
+    const entry = await tailer.readEntry(position)
+    if (entry !== null) {
+      position++
+      yield entry
+      continue
+    }
+    try {
+      await sleep(pollIntervalMs, undefined, { signal })
+    } catch (error) {
+      if (signal?.aborted) return
+      throw error
     }
   }
 }

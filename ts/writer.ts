@@ -64,7 +64,8 @@ export interface ScanOptions {
 
 const SCAN_OPTION_NAMES = new Set(['columns', 'filter', 'limit', 'offset'])
 
-function checkScanOptions(options: ScanOptions): NativeScanRequest {
+/** @internal Validate scan options (shared by the writer and the shard reader). */
+export function checkScanOptions(options: ScanOptions): NativeScanRequest {
   if (options === null || typeof options !== 'object') {
     throw new MemWalError('INVALID_INPUT', 'scan options must be an object')
   }
@@ -168,6 +169,27 @@ export class ShardWriter implements AsyncDisposable {
     return { batchPositions: { start: result.start, end: result.end } }
   }
 
+  /**
+   * Delete rows by primary key. `keys` holds the primary-key columns (a
+   * Table, RecordBatch or batches); each key is recorded as a `_tombstone`
+   * row through the same WAL, MemTable and flush path as a put, and is
+   * acknowledged the same way (durable with `durableWrite`). Scans and shard
+   * readers stop returning the keys; a later put brings a key back.
+   * INVALID_INPUT without a primary key.
+   */
+  async delete(keys: PutInput): Promise<PutResult> {
+    this.#ensureOpen()
+    const batches = nativeSync(() => batchesOf(keys))
+    if (batches.length === 0 || batches.every((b) => b.numRows === 0)) {
+      throw new MemWalError('INVALID_INPUT', 'delete needs at least one key', {
+        shardId: this.shardId,
+      })
+    }
+    const nonEmpty = batches.filter((b) => b.numRows > 0)
+    const result = await native(() => this.#native.delete(batchesToIPC(nonEmpty)))
+    return { batchPositions: { start: result.start, end: result.end } }
+  }
+
   /** Counters: puts, WAL appends, bytes, time, backpressure. */
   stats(): WriterStats {
     this.#ensureOpen()
@@ -201,7 +223,8 @@ export class ShardWriter implements AsyncDisposable {
   /**
    * Rows not yet flushed (active and frozen MemTables), in put order, as an
    * apache-arrow Table. In durable mode only rows already in the WAL are
-   * visible. `filter` is SQL-like: comparisons, AND/OR/NOT, IN, BETWEEN,
+   * visible. With a primary key only the newest row per key is returned,
+   * and deleted keys not at all. `filter` is SQL-like: comparisons, AND/OR/NOT, IN, BETWEEN,
    * IS [NOT] NULL and LIKE, e.g. `"id > 5 AND name = 'x'"`.
    */
   async scan(options: ScanOptions = {}): Promise<Table> {

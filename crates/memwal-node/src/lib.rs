@@ -18,6 +18,7 @@ mod errors;
 mod ipc;
 mod logging;
 mod options;
+mod reader;
 mod tailer;
 mod testing;
 mod writer;

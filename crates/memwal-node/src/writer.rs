@@ -205,6 +205,24 @@ impl NativeShardWriter {
         })
     }
 
+    /// Delete rows by primary key: `keys_ipc` holds the key columns.
+    #[napi(catch_unwind, ts_return_type = "Promise<NativePutResult>")]
+    pub fn delete<'env>(
+        &self,
+        env: &'env Env,
+        keys_ipc: &[u8],
+    ) -> napi::Result<PromiseRaw<'env, NativePutResult>> {
+        let (_, keys) = js_result(decode_stream(keys_ipc))?;
+        let writer = self.writer.clone();
+        env.spawn_future(async move {
+            let result = guarded(writer.delete(keys)).await?;
+            Ok(NativePutResult {
+                start: js_number(result.batch_positions.start)?,
+                end: js_number(result.batch_positions.end)?,
+            })
+        })
+    }
+
     #[napi(catch_unwind)]
     pub fn stats(&self) -> napi::Result<NativeWriterStats> {
         let s = self.writer.stats();

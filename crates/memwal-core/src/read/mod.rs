@@ -1,4 +1,7 @@
-//! Reading shard data back: the filter language of scans and the shard reader.
+//! Reading shard data back: the filter language of scans, newest-row-per-key
+//! merging and the shard reader.
 
 pub mod filter;
+pub mod newest;
 pub mod scan;
+pub mod shard_reader;

@@ -68,6 +68,27 @@ impl ScanPlan {
         &self.output
     }
 
+    pub fn filter(&self) -> Option<&Filter> {
+        self.filter.as_ref()
+    }
+
+    /// Filter and project one batch, ignoring offset and limit (the caller
+    /// counts those across batches); `None` when no row passes.
+    pub fn run_unbounded(&self, batch: &RecordBatch) -> Result<Option<RecordBatch>> {
+        let kept = match &self.filter {
+            Some(filter) => filter.apply(batch)?,
+            None => batch.clone(),
+        };
+        if kept.num_rows() == 0 {
+            return Ok(None);
+        }
+        let projected = kept.project(&self.projection)?;
+        Ok(Some(RecordBatch::try_new(
+            self.output.clone(),
+            projected.columns().to_vec(),
+        )?))
+    }
+
     /// Run the plan over `batches` (all of the plan's input schema).
     pub fn run<'a>(
         &self,

@@ -28,6 +28,7 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::layout::ShardLayout;
 use crate::manifest::{ManifestStore, ShardManifest};
 use crate::memtable::batch_store::estimate_batch_bytes;
+use crate::memtable::tombstone;
 use crate::store::StorageRoot;
 use crate::wal::codec::TOMBSTONE_COLUMN;
 use crate::wal::{RetryPolicy, WalAppender};
@@ -67,6 +68,8 @@ struct Inner {
     layout: ShardLayout,
     epoch: u64,
     schema: SchemaRef,
+    /// What rows are stored as: `schema`, plus `_tombstone` with a primary key.
+    stored: SchemaRef,
     config: ShardWriterConfig,
     manifests: ManifestStore,
     queue: Arc<WalQueue>,
@@ -158,6 +161,7 @@ impl ShardWriter {
         config.validate()?;
         validate_writer_schema(&schema)?;
         let shard_id = shard_id.unwrap_or_else(uuid::Uuid::new_v4);
+        let stored = tombstone::stored_schema(&schema);
         let layout = ShardLayout::new(shard_id);
         let manifests = ManifestStore::new(
             root.clone(),
@@ -205,7 +209,7 @@ impl ShardWriter {
                 shard_id,
                 epoch,
                 claimed.replay_after_wal_entry_position + 1,
-                &schema,
+                &stored,
                 &limits,
                 claimed.current_generation.max(1),
             )
@@ -225,7 +229,7 @@ impl ShardWriter {
                 queue.seed_entry_end(replayed.batches, replayed.active_last_entry);
             }
             let (tables, incoming) =
-                MemTables::new(schema.clone(), limits, replayed.active, replayed.frozen);
+                MemTables::new(stored.clone(), limits, replayed.active, replayed.frozen);
             let flusher = Flusher {
                 tables: tables.clone(),
                 queue: queue.clone(),
@@ -248,7 +252,7 @@ impl ShardWriter {
         let wal_task = tokio::spawn(
             queue
                 .clone()
-                .run(appender, schema.clone(), counters.clone()),
+                .run(appender, stored.clone(), counters.clone()),
         );
         let stats_task = config.stats_log_interval.map(|period| {
             tokio::spawn(log_stats(
@@ -269,6 +273,7 @@ impl ShardWriter {
                 layout,
                 epoch,
                 schema,
+                stored,
                 config,
                 manifests,
                 queue,
@@ -342,8 +347,37 @@ impl ShardWriter {
     pub async fn put(&self, batches: Vec<RecordBatch>) -> Result<PutResult> {
         let started = Instant::now();
         self.ensure_usable()?;
+        let stored = &self.inner.stored;
         let batches = schema_check::conform_batches(&self.inner.schema, batches)
+            .and_then(|batches| {
+                batches
+                    .into_iter()
+                    .map(|b| tombstone::as_live_rows(stored, b))
+                    .collect::<Result<Vec<_>>>()
+            })
             .map_err(|e| self.shard_err(e))?;
+        self.write_rows(batches, started).await
+    }
+
+    /// Delete the rows whose primary key is in `keys` (batches holding the
+    /// key columns). Recorded as `_tombstone` rows through the same WAL,
+    /// MemTable and flush path as puts, and acknowledged the same way.
+    pub async fn delete(&self, keys: Vec<RecordBatch>) -> Result<PutResult> {
+        let started = Instant::now();
+        self.ensure_usable()?;
+        if keys.is_empty() {
+            return Err(self.shard_err(Error::invalid_input("delete needs at least one key")));
+        }
+        let batches = keys
+            .iter()
+            .map(|k| tombstone::delete_rows(&self.inner.schema, &self.inner.stored, k))
+            .collect::<Result<Vec<_>>>()
+            .map_err(|e| self.shard_err(e))?;
+        self.write_rows(batches, started).await
+    }
+
+    /// The shared tail of put and delete: rows already in the stored schema.
+    async fn write_rows(&self, batches: Vec<RecordBatch>, started: Instant) -> Result<PutResult> {
         let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
         let sizes: Vec<u64> = batches.iter().map(estimate_batch_bytes).collect();
         let durable = self.inner.config.durable_write;
@@ -489,9 +523,25 @@ impl ShardWriter {
         Ok((plan.output_schema().clone(), out))
     }
 
-    /// The batches a scan may see, oldest first: in durable mode only rows
-    /// already in the WAL, otherwise every inserted row.
+    /// The rows a scan may see, oldest first, in the writer schema: in
+    /// durable mode only rows already in the WAL, otherwise every inserted
+    /// row; with a primary key only the newest row per key, and no deleted
+    /// key.
     pub fn visible_batches(&self) -> Result<Vec<RecordBatch>> {
+        let stored = self.stored_visible_batches()?;
+        let key = self.primary_key();
+        let rows = if key.is_empty() {
+            stored
+        } else {
+            crate::read::newest::newest_rows(&self.inner.stored, &key, &stored)
+                .map_err(|e| self.shard_err(e))?
+        };
+        rows.iter()
+            .map(|b| tombstone::strip(&self.inner.schema, b))
+            .collect()
+    }
+
+    fn stored_visible_batches(&self) -> Result<Vec<RecordBatch>> {
         let tables = self.memtables("scan")?;
         let (active, frozen) = tables.tables();
         let limit = if self.inner.config.durable_write {

@@ -8,6 +8,7 @@ use super::memtable_mode::{Frozen, MemTableLimits};
 use super::schema_check::conform_batches;
 use crate::error::{Error, Result};
 use crate::memtable::batch_store::estimate_batch_bytes;
+use crate::memtable::tombstone;
 use crate::memtable::MemTable;
 use crate::store::StorageRoot;
 use crate::wal::{WalEntry, WalTailer};
@@ -91,11 +92,16 @@ fn insert_entry(
     schema: &SchemaRef,
     limits: &MemTableLimits,
 ) -> Result<()> {
-    let batches = conform_batches(schema, batches).map_err(|e| {
-        e.context(format!(
-            "WAL entry at position {position} does not match the writer schema"
-        ))
-    })?;
+    let batches = batches
+        .into_iter()
+        .map(|b| tombstone::backfill(schema, b))
+        .collect::<Result<Vec<_>>>()
+        .and_then(|batches| conform_batches(schema, batches))
+        .map_err(|e| {
+            e.context(format!(
+                "WAL entry at position {position} does not match the writer schema"
+            ))
+        })?;
     if batches.len() > limits.capacity {
         return Err(Error::invalid_config(format!(
             "maxMemtableBatches ({}) is smaller than the {} batches of WAL entry {position}; reopen with a larger maxMemtableBatches",
