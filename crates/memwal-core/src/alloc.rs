@@ -55,6 +55,11 @@ mod pages {
 
     /// Zeroed, page-aligned memory, or null.
     pub unsafe fn map(size: usize) -> *mut u8 {
+        // SAFETY: as `reuse` documents.
+        let cached = unsafe { reuse(size, true) };
+        if !cached.is_null() {
+            return cached;
+        }
         // SAFETY: an anonymous private mapping at an address of the kernel's
         // choice touches no existing memory.
         let p = unsafe {
@@ -77,8 +82,109 @@ mod pages {
     /// # Safety
     /// `ptr` came from [`map`] (or [`remap`]) with this `size`.
     pub unsafe fn unmap(ptr: *mut u8, size: usize) {
+        let len = mapped_len(size);
+        if cache::put(ptr, len) {
+            return;
+        }
         // SAFETY: the caller passes a mapping this module created, whole.
-        unsafe { libc::munmap(ptr.cast(), mapped_len(size)) };
+        unsafe { libc::munmap(ptr.cast(), len) };
+    }
+
+    /// A few freed mappings kept for reuse. Fresh pages cost a page fault
+    /// each (with zeroing and cgroup accounting), which dominated flushes
+    /// when every large buffer was mapped anew; a bounded cache keeps the
+    /// steady churn of same-sized buffers off that path while resident
+    /// memory stays within live memory plus `CAP`.
+    mod cache {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+        const SLOTS: usize = 64;
+        /// Bytes the cache may hold.
+        const CAP: usize = 64 << 20;
+
+        static LOCK: AtomicBool = AtomicBool::new(false);
+        static PTRS: [AtomicUsize; SLOTS] = [const { AtomicUsize::new(0) }; SLOTS];
+        static LENS: [AtomicUsize; SLOTS] = [const { AtomicUsize::new(0) }; SLOTS];
+        static HELD: AtomicUsize = AtomicUsize::new(0);
+
+        /// A spin lock: the allocator cannot block or allocate, and the
+        /// critical sections below scan 64 slots at most.
+        fn locked<T>(f: impl FnOnce() -> T) -> T {
+            while LOCK
+                .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+                .is_err()
+            {
+                std::hint::spin_loop();
+            }
+            let out = f();
+            LOCK.store(false, Ordering::Release);
+            out
+        }
+
+        /// Keep a freed mapping if there is room; false = caller unmaps it.
+        pub fn put(ptr: *mut u8, len: usize) -> bool {
+            if len > CAP / 8 {
+                return false;
+            }
+            locked(|| {
+                if HELD.load(Ordering::Relaxed) + len > CAP {
+                    return false;
+                }
+                for i in 0..SLOTS {
+                    if PTRS[i].load(Ordering::Relaxed) == 0 {
+                        PTRS[i].store(ptr as usize, Ordering::Relaxed);
+                        LENS[i].store(len, Ordering::Relaxed);
+                        HELD.fetch_add(len, Ordering::Relaxed);
+                        return true;
+                    }
+                }
+                false
+            })
+        }
+
+        /// A cached mapping of at least `len` bytes and at most twice that,
+        /// with its length; the smallest such one.
+        pub fn take(len: usize) -> Option<(*mut u8, usize)> {
+            locked(|| {
+                let mut best: Option<usize> = None;
+                for i in 0..SLOTS {
+                    let have = LENS[i].load(Ordering::Relaxed);
+                    if PTRS[i].load(Ordering::Relaxed) != 0
+                        && have >= len
+                        && have <= 2 * len
+                        && best.is_none_or(|b| have < LENS[b].load(Ordering::Relaxed))
+                    {
+                        best = Some(i);
+                    }
+                }
+                best.map(|i| {
+                    let ptr = PTRS[i].swap(0, Ordering::Relaxed) as *mut u8;
+                    let have = LENS[i].load(Ordering::Relaxed);
+                    HELD.fetch_sub(have, Ordering::Relaxed);
+                    (ptr, have)
+                })
+            })
+        }
+    }
+
+    /// Memory for `size` bytes from the cache (zeroed if asked), trimmed to
+    /// exactly `mapped_len(size)`, or null if the cache has none.
+    pub unsafe fn reuse(size: usize, zeroed: bool) -> *mut u8 {
+        let len = mapped_len(size);
+        let Some((ptr, have)) = cache::take(len) else {
+            return std::ptr::null_mut();
+        };
+        // SAFETY: `ptr..ptr+have` is one whole cached mapping; its tail past
+        // `len` is page-aligned and released, the rest handed out.
+        unsafe {
+            if have > len {
+                libc::munmap(ptr.add(len).cast(), have - len);
+            }
+            if zeroed {
+                std::ptr::write_bytes(ptr, 0, size);
+            }
+        }
+        ptr
     }
 
     /// Resize a mapping, moving it if needed; null on failure (the old
@@ -130,6 +236,9 @@ mod pages {
     pub unsafe fn map(_size: usize) -> *mut u8 {
         unreachable!("no direct mappings on this platform")
     }
+    pub unsafe fn reuse(_size: usize, _zeroed: bool) -> *mut u8 {
+        unreachable!("no direct mappings on this platform")
+    }
     pub unsafe fn unmap(_ptr: *mut u8, _size: usize) {
         unreachable!("no direct mappings on this platform")
     }
@@ -144,8 +253,15 @@ mod pages {
 unsafe impl<A: GlobalAlloc> GlobalAlloc for LargeAllocsMapped<A> {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         if pages::is_direct(layout.size(), layout.align()) {
-            // SAFETY: a fresh mapping has no preconditions.
-            unsafe { pages::map(layout.size()) }
+            // SAFETY: cached or fresh, the mapping is ours alone.
+            unsafe {
+                let p = pages::reuse(layout.size(), false);
+                if p.is_null() {
+                    pages::map(layout.size())
+                } else {
+                    p
+                }
+            }
         } else {
             // SAFETY: forwarded with the caller's guarantees.
             unsafe { self.inner.alloc(layout) }
@@ -252,6 +368,30 @@ mod tests {
                 fill(p, size);
             }
             a.dealloc(p, layout);
+        }
+    }
+
+    #[test]
+    fn reused_mappings_are_zeroed_when_asked_and_keep_working() {
+        let a = LargeAllocsMapped::new(System);
+        let layout = Layout::from_size_align(LARGE, 64).unwrap();
+        unsafe {
+            for round in 0..20 {
+                let dirty = a.alloc(layout);
+                std::ptr::write_bytes(dirty, 0xAB, LARGE);
+                a.dealloc(dirty, layout);
+                let clean = a.alloc_zeroed(layout);
+                assert!(
+                    (0..LARGE).all(|i| clean.add(i).read() == 0),
+                    "round {round}"
+                );
+                // A smaller request may get a larger cached mapping, trimmed.
+                let small = Layout::from_size_align(DIRECT_MAP_THRESHOLD, 64).unwrap();
+                let p = a.realloc(clean, layout, small.size());
+                fill(p, small.size());
+                check(p, small.size());
+                a.dealloc(p, small);
+            }
         }
     }
 
