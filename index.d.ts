@@ -125,6 +125,16 @@ export interface NativeScanRequest {
   offset?: number
 }
 
+/** Settings of object-store roots (`s3://`), as given in JS. */
+export interface NativeStorageOptions {
+  region?: string
+  endpoint?: string
+  accessKeyId?: string
+  secretAccessKey?: string
+  sessionToken?: string
+  allowHttp?: boolean
+}
+
 export interface NativeWalEntry {
   position: number
   epoch: number
@@ -185,9 +195,9 @@ export interface NativeWriterStats {
   backpressureWaitMs: number
 }
 
-export declare function openShardReader(uri: string, shardId: string): Promise<NativeShardReader>
+export declare function openShardReader(uri: string, shardId: string, storage?: NativeStorageOptions | undefined | null): Promise<NativeShardReader>
 
 /** Open a writer. `schema_ipc` is an IPC stream holding just the schema. */
-export declare function openShardWriter(uri: string, schemaIpc: Uint8Array, shardId: string | undefined | null, options: NativeWriterOptions): Promise<NativeShardWriter>
+export declare function openShardWriter(uri: string, schemaIpc: Uint8Array, shardId: string | undefined | null, options: NativeWriterOptions, storage?: NativeStorageOptions | undefined | null): Promise<NativeShardWriter>
 
-export declare function openWalTailer(uri: string, shardId: string): NativeWalTailer
+export declare function openWalTailer(uri: string, shardId: string, storage?: NativeStorageOptions | undefined | null): NativeWalTailer

@@ -1,7 +1,12 @@
 import { type RecordBatch, type Schema, type Table, tableFromIPC } from 'apache-arrow'
 import { type NativeShardReader, openShardReader as nativeOpenShardReader } from '../index.js'
 import { MemWalError, native } from './errors.js'
-import { checkScanOptions, type ScanOptions } from './writer.js'
+import {
+  checkScanOptions,
+  checkStorageOptions,
+  type ScanOptions,
+  type StorageOptions,
+} from './writer.js'
 
 /** A flushed generation: one Parquet file of the shard. */
 export interface GenerationInfo {
@@ -92,9 +97,14 @@ export class ShardReader {
 }
 
 /** Snapshot shard `shardId` under `root`. NOT_FOUND if it has no manifest. */
-export async function openShardReader(root: string, shardId: string): Promise<ShardReader> {
+export async function openShardReader(
+  root: string,
+  shardId: string,
+  options: { storageOptions?: StorageOptions } = {},
+): Promise<ShardReader> {
   if (typeof root !== 'string' || typeof shardId !== 'string') {
     throw new MemWalError('INVALID_INPUT', 'openShardReader(root, shardId) takes two strings')
   }
-  return new ShardReader(await native(() => nativeOpenShardReader(root, shardId)))
+  const storage = checkStorageOptions(options?.storageOptions)
+  return new ShardReader(await native(() => nativeOpenShardReader(root, shardId, storage)))
 }

@@ -3,6 +3,7 @@ import type { RecordBatch } from 'apache-arrow'
 import { type NativeWalTailer, openWalTailer as nativeOpenWalTailer } from '../index.js'
 import { batchesFromIPC } from './arrow.js'
 import { MemWalError, native, nativeSync } from './errors.js'
+import { checkStorageOptions, type StorageOptions } from './writer.js'
 
 /** One WAL entry as read back by a tailer. */
 export interface WalEntry {
@@ -121,9 +122,14 @@ async function* follow(tailer: WalTailer, options: FollowOptions): AsyncGenerato
 }
 
 /** Open a reader of `shardId`'s WAL under `root`. */
-export async function openWalTailer(root: string, shardId: string): Promise<WalTailer> {
+export async function openWalTailer(
+  root: string,
+  shardId: string,
+  options: { storageOptions?: StorageOptions } = {},
+): Promise<WalTailer> {
   if (typeof root !== 'string' || typeof shardId !== 'string') {
     throw new MemWalError('INVALID_INPUT', 'openWalTailer(root, shardId) takes two strings')
   }
-  return new WalTailer(nativeSync(() => nativeOpenWalTailer(root, shardId)))
+  const storage = checkStorageOptions(options?.storageOptions)
+  return new WalTailer(nativeSync(() => nativeOpenWalTailer(root, shardId, storage)))
 }

@@ -19,14 +19,47 @@ import {
 import { ShardWriterConfig, type ShardWriterOptions } from './config.js'
 import { MemWalError, native, nativeSync } from './errors.js'
 
-/** Credentials and endpoint for object-store roots (used by `s3://`). */
+/**
+ * Credentials and endpoint for object-store roots (`s3://bucket/prefix`).
+ * Anything left out comes from the standard `AWS_*` environment variables.
+ * Secrets never appear in errors or logs.
+ */
 export interface StorageOptions {
   region?: string
+  /** A custom endpoint, e.g. `http://127.0.0.1:9000` for an S3-compatible server. */
   endpoint?: string
   accessKeyId?: string
   secretAccessKey?: string
   sessionToken?: string
+  /** Allow plain-HTTP endpoints. */
   allowHttp?: boolean
+}
+
+const STORAGE_OPTION_TYPES: Record<string, 'string' | 'boolean'> = {
+  region: 'string',
+  endpoint: 'string',
+  accessKeyId: 'string',
+  secretAccessKey: 'string',
+  sessionToken: 'string',
+  allowHttp: 'boolean',
+}
+
+/** @internal Validate `storageOptions`; values are never echoed in errors. */
+export function checkStorageOptions(options: unknown): StorageOptions | undefined {
+  if (options === undefined) return undefined
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    throw new MemWalError('INVALID_CONFIG', 'storageOptions must be an object')
+  }
+  for (const [name, value] of Object.entries(options)) {
+    const type = STORAGE_OPTION_TYPES[name]
+    if (type === undefined) {
+      throw new MemWalError('INVALID_CONFIG', `Unknown storageOptions field '${name}'`)
+    }
+    if (value !== undefined && typeof value !== type) {
+      throw new MemWalError('INVALID_CONFIG', `storageOptions.${name} must be a ${type}`)
+    }
+  }
+  return { ...(options as StorageOptions) }
 }
 
 export interface OpenShardWriterOptions {
@@ -296,7 +329,13 @@ export async function openShardWriter(
     ? withPrimaryKey(options.schema, options.primaryKey)
     : options.schema
   const nativeWriter = await native(() =>
-    nativeOpenShardWriter(root, schemaToIPC(schema), options.shardId, config.toNative()),
+    nativeOpenShardWriter(
+      root,
+      schemaToIPC(schema),
+      options.shardId,
+      config.toNative(),
+      checkStorageOptions(options.storageOptions),
+    ),
   )
   return new ShardWriter(nativeWriter, schema, config)
 }

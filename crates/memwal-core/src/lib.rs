@@ -16,6 +16,6 @@ pub mod writer;
 
 pub use error::{Error, ErrorCode, Result};
 pub use layout::{parse_shard_id, ShardLayout};
-pub use store::StorageRoot;
+pub use store::{StorageOptions, StorageRoot};
 pub use wal::{WalEntry, WalTailer};
 pub use writer::{OpenOptions, PutResult, ShardWriter, ShardWriterConfig, WalStats, WriterStats};

@@ -129,3 +129,36 @@ pub fn default_writer_options() -> NativeWriterOptions {
         flush_compression: c.flush_compression.name().to_string(),
     }
 }
+
+/// Settings of object-store roots (`s3://`), as given in JS.
+#[napi(object)]
+#[derive(Default)]
+pub struct NativeStorageOptions {
+    pub region: Option<String>,
+    pub endpoint: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    pub session_token: Option<String>,
+    pub allow_http: Option<bool>,
+}
+
+impl NativeStorageOptions {
+    pub fn into_core(self) -> memwal_core::StorageOptions {
+        memwal_core::StorageOptions {
+            region: self.region,
+            endpoint: self.endpoint,
+            access_key_id: self.access_key_id,
+            secret_access_key: self.secret_access_key,
+            session_token: self.session_token,
+            allow_http: self.allow_http,
+        }
+    }
+}
+
+/// Open `uri` with optional object-store settings.
+pub fn open_root(
+    uri: &str,
+    storage: Option<NativeStorageOptions>,
+) -> memwal_core::Result<memwal_core::StorageRoot> {
+    memwal_core::StorageRoot::open_with(uri, &storage.unwrap_or_default().into_core())
+}

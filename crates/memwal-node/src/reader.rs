@@ -2,14 +2,15 @@
 
 use std::sync::Arc;
 
+use memwal_core::parse_shard_id;
 use memwal_core::read::shard_reader::{ShardReader, ShardScan};
-use memwal_core::{parse_shard_id, StorageRoot};
 use napi::bindgen_prelude::{Buffer, PromiseRaw};
 use napi::Env;
 use napi_derive::napi;
 
 use crate::errors::{guarded, js_number, js_result, to_js};
 use crate::ipc::encode_stream;
+use crate::options::{open_root, NativeStorageOptions};
 use crate::writer::NativeScanRequest;
 
 #[napi(object)]
@@ -35,10 +36,11 @@ pub fn open_shard_reader<'env>(
     env: &'env Env,
     uri: String,
     shard_id: String,
+    storage: Option<NativeStorageOptions>,
 ) -> napi::Result<PromiseRaw<'env, NativeShardReader>> {
     let shard = parse_shard_id(&shard_id)
         .map_err(|e| to_js(memwal_core::Error::invalid_input(e.message().to_string())))?;
-    let root = js_result(StorageRoot::open(&uri))?;
+    let root = js_result(open_root(&uri, storage))?;
     env.spawn_future(async move {
         let reader = guarded(ShardReader::open(root, shard)).await?;
         Ok(NativeShardReader { reader })

@@ -1,12 +1,13 @@
 //! `NativeWalTailer`: read a shard's WAL entries from JS.
 
-use memwal_core::{parse_shard_id, StorageRoot, WalTailer};
+use memwal_core::{parse_shard_id, WalTailer};
 use napi::bindgen_prelude::{Buffer, PromiseRaw};
 use napi::Env;
 use napi_derive::napi;
 
 use crate::errors::{guarded, js_number, js_result, js_u64, to_js};
 use crate::ipc::encode_stream;
+use crate::options::{open_root, NativeStorageOptions};
 
 #[napi(object)]
 pub struct NativeWalEntry {
@@ -25,10 +26,14 @@ pub struct NativeWalTailer {
 }
 
 #[napi(catch_unwind)]
-pub fn open_wal_tailer(uri: String, shard_id: String) -> napi::Result<NativeWalTailer> {
+pub fn open_wal_tailer(
+    uri: String,
+    shard_id: String,
+    storage: Option<NativeStorageOptions>,
+) -> napi::Result<NativeWalTailer> {
     let shard = parse_shard_id(&shard_id)
         .map_err(|e| to_js(memwal_core::Error::invalid_input(e.message().to_string())))?;
-    let root = js_result(StorageRoot::open(&uri))?;
+    let root = js_result(open_root(&uri, storage))?;
     Ok(NativeWalTailer {
         tailer: WalTailer::new(root, shard),
     })

@@ -1,14 +1,14 @@
 //! `NativeShardWriter`: the JS handle of a core `ShardWriter`.
 
 use memwal_core::read::scan::ScanRequest;
-use memwal_core::{parse_shard_id, OpenOptions, ShardWriter, StorageRoot};
+use memwal_core::{parse_shard_id, OpenOptions, ShardWriter};
 use napi::bindgen_prelude::{Buffer, PromiseRaw};
 use napi::Env;
 use napi_derive::napi;
 
 use crate::errors::{guarded, js_number, js_result, js_u64, to_js};
 use crate::ipc::{decode_stream, encode_stream, schema_only};
-use crate::options::NativeWriterOptions;
+use crate::options::{open_root, NativeStorageOptions, NativeWriterOptions};
 
 #[napi(object)]
 pub struct NativePutResult {
@@ -146,6 +146,7 @@ pub fn open_shard_writer<'env>(
     schema_ipc: &[u8],
     shard_id: Option<String>,
     options: NativeWriterOptions,
+    storage: Option<NativeStorageOptions>,
 ) -> napi::Result<PromiseRaw<'env, NativeShardWriter>> {
     let schema = js_result(schema_only(schema_ipc))?;
     let config = options.into_config()?;
@@ -154,7 +155,7 @@ pub fn open_shard_writer<'env>(
         .transpose()
         .map_err(to_js)?;
     env.spawn_future(guarded(async move {
-        let root = StorageRoot::open(&uri)?;
+        let root = open_root(&uri, storage)?;
         let writer = ShardWriter::open(
             root,
             OpenOptions {

@@ -7,5 +7,5 @@
 mod root;
 mod uri;
 
-pub use root::{CreateOutcome, StorageRoot};
+pub use root::{CreateOutcome, StorageOptions, StorageRoot};
 pub use uri::{parse_root_uri, RootLocation};

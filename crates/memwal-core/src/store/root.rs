@@ -38,6 +38,65 @@ impl std::fmt::Debug for StorageRoot {
     }
 }
 
+/// Settings of object-store roots (`s3://`). Anything left out comes from
+/// the standard `AWS_*` environment variables. Secrets never appear in
+/// `Debug` output, errors or logs.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct StorageOptions {
+    pub region: Option<String>,
+    /// A custom endpoint, e.g. `http://127.0.0.1:9000` for an S3-compatible server.
+    pub endpoint: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    pub session_token: Option<String>,
+    /// Allow plain-HTTP endpoints.
+    pub allow_http: Option<bool>,
+}
+
+impl std::fmt::Debug for StorageOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hidden = |v: &Option<String>| v.as_ref().map(|_| "<redacted>");
+        f.debug_struct("StorageOptions")
+            .field("region", &self.region)
+            .field("endpoint", &self.endpoint)
+            .field("access_key_id", &hidden(&self.access_key_id))
+            .field("secret_access_key", &hidden(&self.secret_access_key))
+            .field("session_token", &hidden(&self.session_token))
+            .field("allow_http", &self.allow_http)
+            .finish()
+    }
+}
+
+impl StorageOptions {
+    fn s3_store(&self, bucket: &str) -> Result<Arc<dyn ObjectStore>> {
+        use object_store::aws::AmazonS3Builder;
+        let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+        if let Some(region) = &self.region {
+            builder = builder.with_region(region);
+        }
+        if let Some(endpoint) = &self.endpoint {
+            builder = builder.with_endpoint(endpoint);
+        }
+        if let Some(key) = &self.access_key_id {
+            builder = builder.with_access_key_id(key);
+        }
+        if let Some(secret) = &self.secret_access_key {
+            builder = builder.with_secret_access_key(secret);
+        }
+        if let Some(token) = &self.session_token {
+            builder = builder.with_token(token);
+        }
+        if let Some(allow) = self.allow_http {
+            builder = builder.with_allow_http(allow);
+        }
+        // Builder errors name the offending setting, never a credential value.
+        let store = builder.build().map_err(|e| {
+            Error::invalid_config(format!("Cannot configure S3 bucket '{bucket}': {e}"))
+        })?;
+        Ok(Arc::new(store))
+    }
+}
+
 fn memory_stores() -> &'static Mutex<HashMap<String, Arc<InMemory>>> {
     static STORES: OnceLock<Mutex<HashMap<String, Arc<InMemory>>>> = OnceLock::new();
     STORES.get_or_init(Default::default)
@@ -47,7 +106,17 @@ impl StorageRoot {
     /// Open the root named by `uri`. Local roots are created if missing and
     /// every local write is fsync'd (file and directory) before it returns.
     pub fn open(uri: &str) -> Result<Self> {
+        Self::open_with(uri, &StorageOptions::default())
+    }
+
+    /// [`StorageRoot::open`] with settings for object-store roots.
+    pub fn open_with(uri: &str, options: &StorageOptions) -> Result<Self> {
         match parse_root_uri(uri)? {
+            RootLocation::S3 { bucket, prefix } => Ok(Self::new(
+                options.s3_store(&bucket)?,
+                Path::from(prefix),
+                uri,
+            )),
             RootLocation::Local(dir) => {
                 std::fs::create_dir_all(&dir).map_err(|e| {
                     Error::io(format!("Cannot create storage root {}: {e}", dir.display()))

@@ -11,6 +11,8 @@ pub enum RootLocation {
     Local(PathBuf),
     /// A named in-process memory store; the same name always reaches the same store.
     Memory { name: String, prefix: String },
+    /// An S3 (or S3-compatible) bucket and a key prefix inside it.
+    S3 { bucket: String, prefix: String },
 }
 
 /// Parse a storage root. Plain paths may be relative (resolved against the
@@ -41,6 +43,26 @@ pub fn parse_root_uri(uri: &str) -> Result<RootLocation> {
             prefix: prefix.to_string(),
         });
     }
+    if let Some(rest) = trimmed.strip_prefix("s3://") {
+        let (bucket, prefix) = match rest.split_once('/') {
+            Some((bucket, prefix)) => (bucket, prefix.trim_matches('/')),
+            None => (rest, ""),
+        };
+        let valid_bucket = (3..=63).contains(&bucket.len())
+            && bucket
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
+        if !valid_bucket {
+            return Err(Error::invalid_input(format!(
+                "Storage root '{uri}' needs a bucket name (3-63 lowercase letters, digits, '-' or '.'), as in s3://bucket/prefix"
+            )));
+        }
+        check_segments(uri, prefix.split('/').filter(|s| !s.is_empty()))?;
+        return Ok(RootLocation::S3 {
+            bucket: bucket.to_string(),
+            prefix: prefix.to_string(),
+        });
+    }
     if let Some(rest) = trimmed.strip_prefix("file://") {
         // file:///abs/dir has an empty host; file://localhost/abs is tolerated.
         let path = rest.strip_prefix("localhost").unwrap_or(rest);
@@ -56,7 +78,7 @@ pub fn parse_root_uri(uri: &str) -> Result<RootLocation> {
     }
     if let Some((scheme, _)) = trimmed.split_once("://") {
         return Err(Error::invalid_input(format!(
-            "Unsupported storage scheme '{scheme}://' in '{uri}'; expected file://, memory:// or a path"
+            "Unsupported storage scheme '{scheme}://' in '{uri}'; expected file://, memory://, s3:// or a path"
         )));
     }
     let path = PathBuf::from(trimmed);
