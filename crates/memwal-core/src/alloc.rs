@@ -53,13 +53,21 @@ mod pages {
         size.div_ceil(page) * page
     }
 
-    /// Zeroed, page-aligned memory, or null.
+    /// Zeroed, page-aligned memory (cached or fresh), or null.
     pub unsafe fn map(size: usize) -> *mut u8 {
-        // SAFETY: as `reuse` documents.
-        let cached = unsafe { reuse(size, true) };
-        if !cached.is_null() {
-            return cached;
+        // SAFETY: as `reuse` and `fresh` document.
+        unsafe {
+            let cached = reuse(size, true);
+            if cached.is_null() {
+                fresh(size)
+            } else {
+                cached
+            }
         }
+    }
+
+    /// A new zeroed, page-aligned mapping, or null.
+    pub unsafe fn fresh(size: usize) -> *mut u8 {
         // SAFETY: an anonymous private mapping at an address of the kernel's
         // choice touches no existing memory.
         let p = unsafe {
@@ -239,6 +247,9 @@ mod pages {
     pub unsafe fn reuse(_size: usize, _zeroed: bool) -> *mut u8 {
         unreachable!("no direct mappings on this platform")
     }
+    pub unsafe fn fresh(_size: usize) -> *mut u8 {
+        unreachable!("no direct mappings on this platform")
+    }
     pub unsafe fn unmap(_ptr: *mut u8, _size: usize) {
         unreachable!("no direct mappings on this platform")
     }
@@ -257,7 +268,7 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for LargeAllocsMapped<A> {
             unsafe {
                 let p = pages::reuse(layout.size(), false);
                 if p.is_null() {
-                    pages::map(layout.size())
+                    pages::fresh(layout.size())
                 } else {
                     p
                 }

@@ -69,16 +69,7 @@ async fn open_keyed(
     shard: Option<uuid::Uuid>,
     config: ShardWriterConfig,
 ) -> ShardWriter {
-    ShardWriter::open(
-        root.clone(),
-        OpenOptions {
-            shard_id: shard,
-            schema: keyed_schema(),
-            config,
-        },
-    )
-    .await
-    .unwrap()
+    open_with_schema(root, shard, keyed_schema(), config).await
 }
 
 fn small_memtables() -> ShardWriterConfig {

@@ -94,32 +94,54 @@ impl ScanPlan {
         &self,
         batches: impl IntoIterator<Item = &'a RecordBatch>,
     ) -> Result<Vec<RecordBatch>> {
-        let mut skip = self.offset;
-        let mut remaining = self.limit.unwrap_or(usize::MAX);
+        let mut window = self.window();
         let mut out = Vec::new();
         for batch in batches {
-            if remaining == 0 {
+            if window.is_full() {
                 break;
             }
-            let kept = match &self.filter {
-                Some(filter) => filter.apply(batch)?,
-                None => batch.clone(),
-            };
-            let rows = kept.num_rows();
-            if rows <= skip {
-                skip -= rows;
-                continue;
+            if let Some(kept) = self.run_unbounded(batch)? {
+                out.extend(window.take(kept));
             }
-            let take = (rows - skip).min(remaining);
-            let projected = kept.project(&self.projection)?.slice(skip, take);
-            skip = 0;
-            remaining -= take;
-            out.push(RecordBatch::try_new(
-                self.output.clone(),
-                projected.columns().to_vec(),
-            )?);
         }
         Ok(out)
+    }
+
+    /// The plan's offset and limit, to count across batches.
+    pub fn window(&self) -> RowWindow {
+        RowWindow {
+            skip: self.offset,
+            remaining: self.limit.unwrap_or(usize::MAX),
+        }
+    }
+}
+
+/// Offset and limit counted across a sequence of result batches.
+#[derive(Debug, Clone)]
+pub struct RowWindow {
+    skip: usize,
+    remaining: usize,
+}
+
+impl RowWindow {
+    /// No further row can be returned.
+    pub fn is_full(&self) -> bool {
+        self.remaining == 0
+    }
+
+    /// The rows of `batch` inside the window (`None` if all are skipped or
+    /// the limit is reached), advancing it.
+    pub fn take(&mut self, batch: RecordBatch) -> Option<RecordBatch> {
+        let rows = batch.num_rows();
+        if rows <= self.skip || self.remaining == 0 {
+            self.skip -= rows.min(self.skip);
+            return None;
+        }
+        let take = (rows - self.skip).min(self.remaining);
+        let out = batch.slice(self.skip, take);
+        self.skip = 0;
+        self.remaining -= take;
+        Some(out)
     }
 }
 

@@ -35,7 +35,7 @@ use parquet::arrow::ProjectionMask;
 
 use super::filter::ColumnRange;
 use super::newest::NewestPerKey;
-use super::scan::{ScanPlan, ScanRequest};
+use super::scan::{RowWindow, ScanPlan, ScanRequest};
 use crate::error::{Error, Result};
 use crate::layout::ShardLayout;
 use crate::manifest::ManifestStore;
@@ -309,14 +309,13 @@ impl ShardReader {
         let plan = ScanPlan::new(&read_schema, request)?;
         Ok(ShardScan {
             reader: self.clone(),
+            window: plan.window(),
             plan,
             indices,
             read_schema,
             masks: None,
             source: 0,
             current: None,
-            skip: request.offset,
-            remaining: request.limit.unwrap_or(usize::MAX),
             metrics: ScanMetrics::default(),
         })
     }
@@ -409,8 +408,7 @@ pub struct ShardScan {
     /// Sources are the generations in order, then the tail batches.
     source: usize,
     current: Option<OpenGeneration>,
-    skip: usize,
-    remaining: usize,
+    window: RowWindow,
     metrics: ScanMetrics,
 }
 
@@ -429,7 +427,7 @@ impl ShardScan {
         if self.masks.is_none() && reader.has_key() {
             self.masks = Some(reader.survivor_masks().await?);
         }
-        while self.remaining > 0 {
+        while !self.window.is_full() {
             let Some((batch, mask)) = self.next_source_batch().await? else {
                 return Ok(None);
             };
@@ -441,21 +439,12 @@ impl ShardScan {
                 continue;
             }
             let batch = RecordBatch::try_new(self.read_schema.clone(), batch.columns().to_vec())?;
-            // The plan applies filter and projection; offset and limit are
-            // counted here across batches.
             let Some(out) = self.plan.run_unbounded(&batch)? else {
                 continue;
             };
-            let rows = out.num_rows();
-            if rows <= self.skip {
-                self.skip -= rows;
-                continue;
+            if let Some(out) = self.window.take(out) {
+                return Ok(Some(out));
             }
-            let take = (rows - self.skip).min(self.remaining);
-            let out = out.slice(self.skip, take);
-            self.skip = 0;
-            self.remaining -= take;
-            return Ok(Some(out));
         }
         Ok(None)
     }

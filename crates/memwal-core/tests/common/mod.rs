@@ -50,11 +50,20 @@ pub async fn open(
     shard: Option<uuid::Uuid>,
     config: ShardWriterConfig,
 ) -> ShardWriter {
+    open_with_schema(root, shard, schema(), config).await
+}
+
+pub async fn open_with_schema(
+    root: &StorageRoot,
+    shard: Option<uuid::Uuid>,
+    schema: SchemaRef,
+    config: ShardWriterConfig,
+) -> ShardWriter {
     ShardWriter::open(
         root.clone(),
         OpenOptions {
             shard_id: shard,
-            schema: schema(),
+            schema,
             config,
         },
     )
