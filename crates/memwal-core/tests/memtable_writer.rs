@@ -6,7 +6,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::flaky_store::{FailMode, FlakyStore};
+use common::fault_store::{FailMode, FaultStore};
 use common::*;
 use memwal_core::layout::ShardLayout;
 use memwal_core::manifest::{ManifestStore, ShardManifest};
@@ -15,9 +15,9 @@ use memwal_core::{ErrorCode, OpenOptions, ShardWriter, ShardWriterConfig, Storag
 use object_store::memory::InMemory;
 use object_store::path::Path;
 
-fn flaky_root(fragment: &str) -> (StorageRoot, Arc<FlakyStore>) {
+fn flaky_root(fragment: &str) -> (StorageRoot, Arc<FaultStore>) {
     let inner: Arc<dyn object_store::ObjectStore> = Arc::new(InMemory::new());
-    let flaky = Arc::new(FlakyStore::new(inner, fragment, 0, FailMode::Refuse));
+    let flaky = Arc::new(FaultStore::new(inner, fragment, 0, FailMode::Refuse));
     (
         StorageRoot::new(flaky.clone(), Path::default(), "memory://flaky"),
         flaky,

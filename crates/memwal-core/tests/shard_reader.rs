@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use arrow_array::{Array, Int64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
-use common::flaky_store::{FailMode, FlakyStore};
+use common::fault_store::{FailMode, FaultStore};
 use common::*;
 use memwal_core::memtable::primary_key::PRIMARY_KEY_METADATA;
 use memwal_core::read::scan::ScanRequest;
@@ -214,7 +214,7 @@ async fn delete_without_a_primary_key_is_invalid_input_and_harmless() {
 #[tokio::test]
 async fn a_reader_opened_while_a_flush_cannot_commit_sees_each_row_once() {
     let inner: Arc<dyn object_store::ObjectStore> = Arc::new(InMemory::new());
-    let flaky = Arc::new(FlakyStore::new(inner, "/manifest/", 0, FailMode::Refuse));
+    let flaky = Arc::new(FaultStore::new(inner, "/manifest/", 0, FailMode::Refuse));
     let root = StorageRoot::new(flaky.clone(), Path::default(), "memory://flaky-reader");
     // Flushes retry without limit until the writer closes.
     let writer = open(&root, None, memtable()).await;

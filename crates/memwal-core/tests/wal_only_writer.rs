@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::flaky_store::{FailMode, FlakyStore};
+use common::fault_store::{FailMode, FaultStore};
 use common::*;
 use memwal_core::layout::ShardLayout;
 use memwal_core::manifest::ManifestStore;
@@ -253,7 +253,7 @@ async fn a_second_writer_fences_the_first() {
 #[tokio::test]
 async fn transient_errors_are_retried_at_the_same_position() {
     let inner: Arc<dyn object_store::ObjectStore> = Arc::new(InMemory::new());
-    let flaky = Arc::new(FlakyStore::new(inner, "/wal/", 0, FailMode::Refuse));
+    let flaky = Arc::new(FaultStore::new(inner, "/wal/", 0, FailMode::Refuse));
     let root = StorageRoot::new(flaky.clone(), Path::default(), "memory://flaky-retry");
     let config = ShardWriterConfig {
         wal_persist_retry_base_delay: Duration::from_millis(1),
@@ -270,7 +270,7 @@ async fn transient_errors_are_retried_at_the_same_position() {
 #[tokio::test]
 async fn exhausted_retries_poison_the_writer_and_keep_the_batches() {
     let inner: Arc<dyn object_store::ObjectStore> = Arc::new(InMemory::new());
-    let flaky = Arc::new(FlakyStore::new(inner, "/wal/", 0, FailMode::Refuse));
+    let flaky = Arc::new(FaultStore::new(inner, "/wal/", 0, FailMode::Refuse));
     let root = StorageRoot::new(flaky.clone(), Path::default(), "memory://flaky-poison");
     let config = ShardWriterConfig {
         max_wal_persist_retries: 2,
@@ -306,7 +306,7 @@ async fn exhausted_retries_poison_the_writer_and_keep_the_batches() {
 #[tokio::test]
 async fn a_write_that_lands_but_reports_an_error_is_not_a_false_fence_or_duplicate() {
     let inner: Arc<dyn object_store::ObjectStore> = Arc::new(InMemory::new());
-    let flaky = Arc::new(FlakyStore::new(inner, "/wal/", 0, FailMode::LandThenError));
+    let flaky = Arc::new(FaultStore::new(inner, "/wal/", 0, FailMode::LandThenError));
     let root = StorageRoot::new(flaky.clone(), Path::default(), "memory://flaky-ambiguous");
     let config = ShardWriterConfig {
         wal_persist_retry_base_delay: Duration::from_millis(1),
@@ -613,7 +613,7 @@ async fn reserved_schema_metadata_is_rejected() {
 #[tokio::test]
 async fn an_ambiguous_claim_is_a_failure_not_a_shared_epoch() {
     let inner: Arc<dyn object_store::ObjectStore> = Arc::new(InMemory::new());
-    let flaky = Arc::new(FlakyStore::new(inner, ".binpb", 1, FailMode::LandThenError));
+    let flaky = Arc::new(FaultStore::new(inner, ".binpb", 1, FailMode::LandThenError));
     let root = StorageRoot::new(flaky.clone(), Path::default(), "memory://flaky-claim");
     let shard = uuid::Uuid::new_v4();
     let err = ShardWriter::open(

@@ -36,7 +36,7 @@ use parquet::arrow::ProjectionMask;
 use super::filter::ColumnRange;
 use super::newest::NewestPerKey;
 use super::scan::{RowWindow, ScanPlan, ScanRequest};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorCode, Result};
 use crate::layout::ShardLayout;
 use crate::manifest::ManifestStore;
 use crate::memtable::primary_key::primary_key_columns;
@@ -138,10 +138,13 @@ impl ShardReader {
             let metadata = ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::new())
                 .await
                 .map_err(|e| {
-                    Error::corrupt(format!(
-                        "Generation {} ({}): cannot read its Parquet footer: {e}",
-                        g.generation, g.path
-                    ))
+                    Error::new(
+                        parquet_error_code(&e),
+                        format!(
+                            "Generation {} ({}): cannot read its Parquet footer: {e}",
+                            g.generation, g.path
+                        ),
+                    )
                     .with_shard(shard_id)
                 })?;
             let rows = g
@@ -376,11 +379,27 @@ impl ShardReader {
     }
 
     fn read_error(&self, g: &Generation, e: parquet::errors::ParquetError) -> Error {
-        Error::io(format!(
-            "Cannot read generation {} ({}): {e}",
-            g.info.generation, g.info.path
-        ))
+        Error::new(
+            parquet_error_code(&e),
+            format!(
+                "Cannot read generation {} ({}): {e}",
+                g.info.generation, g.info.path
+            ),
+        )
         .with_shard(self.shard_id)
+    }
+}
+
+/// A failed store call is IO (worth retrying); anything the decoder
+/// rejects is CORRUPT.
+fn parquet_error_code(e: &parquet::errors::ParquetError) -> ErrorCode {
+    match e {
+        parquet::errors::ParquetError::External(source)
+            if source.downcast_ref::<object_store::Error>().is_some() =>
+        {
+            ErrorCode::Io
+        }
+        _ => ErrorCode::Corrupt,
     }
 }
 

@@ -105,7 +105,10 @@ impl WalAppender {
                     return Ok(position);
                 }
                 Slot::Taken => {
-                    self.manifests.check_fenced(self.epoch).await?;
+                    let epoch = self.epoch;
+                    let manifests = &self.manifests;
+                    self.retried(position, || manifests.check_fenced(epoch))
+                        .await?;
                     conflicts += 1;
                     if conflicts > MAX_POSITION_CONFLICTS {
                         return Err(Error::io(format!(
@@ -115,8 +118,10 @@ impl WalAppender {
                         ))
                         .with_shard(self.layout.shard_id()));
                     }
-                    self.next_position =
-                        next_free_position(&self.root, &self.layout, position).await?;
+                    let (root, layout) = (&self.root, &self.layout);
+                    self.next_position = self
+                        .retried(position, || next_free_position(root, layout, position))
+                        .await?;
                 }
             }
         }
@@ -129,50 +134,79 @@ impl WalAppender {
             let error = match self.root.put_if_absent(&path, entry.clone()).await {
                 Ok(CreateOutcome::Created) => return Ok(Slot::Ours),
                 Ok(CreateOutcome::AlreadyExists) if failures == 0 => return Ok(Slot::Taken),
-                // An earlier attempt failed ambiguously and may have landed.
-                Ok(CreateOutcome::AlreadyExists) => return self.whose(&path, entry).await,
+                // An earlier attempt failed ambiguously and may have landed;
+                // a failure to look is one more failed attempt, not a verdict.
+                Ok(CreateOutcome::AlreadyExists) => match self.root.get(&path).await {
+                    Ok(Some(stored)) => return Ok(Self::owner(&stored, entry)),
+                    Ok(None) => Error::io(format!("{path} vanished after a taken create")),
+                    Err(err) => err,
+                },
                 Err(err) => err,
             };
             failures += 1;
             // The failed write may still have landed: look before retrying.
             if let Ok(Some(stored)) = self.root.get(&path).await {
-                return Ok(if stored == entry {
-                    Slot::Ours
-                } else {
-                    Slot::Taken
-                });
+                return Ok(Self::owner(&stored, entry));
             }
-            if failures > self.retry.max_retries {
-                let code = if error.code() == ErrorCode::NotFound {
-                    ErrorCode::Io
-                } else {
-                    error.code()
-                };
-                return Err(Error::new(
-                    code,
-                    format!(
-                        "WAL append at position {position} failed after {} attempts; \
-                         the writer is poisoned and must be reopened: {}",
-                        failures,
-                        error.message()
-                    ),
-                )
-                .with_shard(self.layout.shard_id()));
-            }
-            tracing::warn!(
-                shard = %self.layout.shard_id(),
-                position,
-                attempt = failures,
-                "WAL append failed, retrying: {error}"
-            );
-            tokio::time::sleep(self.retry.delay(failures)).await;
+            self.back_off(position, failures, error).await?;
         }
     }
 
-    async fn whose(&self, path: &object_store::path::Path, entry: &Bytes) -> Result<Slot> {
-        match self.root.get(path).await? {
-            Some(stored) if stored == entry => Ok(Slot::Ours),
-            _ => Ok(Slot::Taken),
+    /// Run a store read of the append protocol, retrying store errors like
+    /// a failed write; verdicts (FENCED, CORRUPT, ...) pass straight through.
+    async fn retried<T, F, Fut>(&self, position: u64, mut op: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        let mut failures = 0u32;
+        loop {
+            match op().await {
+                Ok(value) => return Ok(value),
+                Err(err) if matches!(err.code(), ErrorCode::Io | ErrorCode::NotFound) => {
+                    failures += 1;
+                    self.back_off(position, failures, err).await?;
+                }
+                Err(err) => return Err(err),
+            }
+        }
+    }
+
+    /// Wait before attempt `failures + 1`, or give up with the error that
+    /// poisons the writer once the retries are spent.
+    async fn back_off(&self, position: u64, failures: u32, error: Error) -> Result<()> {
+        if failures > self.retry.max_retries {
+            let code = if error.code() == ErrorCode::NotFound {
+                ErrorCode::Io
+            } else {
+                error.code()
+            };
+            return Err(Error::new(
+                code,
+                format!(
+                    "WAL append at position {position} failed after {failures} attempts; \
+                     the writer is poisoned and must be reopened: {}",
+                    error.message()
+                ),
+            )
+            .with_shard(self.layout.shard_id()));
+        }
+        tracing::warn!(
+            shard = %self.layout.shard_id(),
+            position,
+            attempt = failures,
+            "WAL append failed, retrying: {error}"
+        );
+        tokio::time::sleep(self.retry.delay(failures)).await;
+        Ok(())
+    }
+
+    /// Entries carry their writer's epoch, so equal bytes mean our write.
+    fn owner(stored: &Bytes, entry: &Bytes) -> Slot {
+        if stored == entry {
+            Slot::Ours
+        } else {
+            Slot::Taken
         }
     }
 }

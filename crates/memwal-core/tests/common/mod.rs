@@ -1,7 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
-pub mod flaky_store;
+pub mod fault_store;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -134,4 +134,37 @@ pub async fn flushed_rows(root: &StorageRoot, shard: uuid::Uuid) -> Vec<RecordBa
         }
     }
     out
+}
+
+/// Every id in the shard, read through a fresh [`ShardReader`] snapshot
+/// (flushed generations plus the WAL tail).
+///
+/// [`ShardReader`]: memwal_core::read::shard_reader::ShardReader
+pub async fn reader_ids(root: &StorageRoot, shard: uuid::Uuid) -> Vec<i64> {
+    use memwal_core::read::scan::ScanRequest;
+    use memwal_core::read::shard_reader::ShardReader;
+    let reader = ShardReader::open(root.clone(), shard).await.unwrap();
+    let (_, batches) = reader.scan(&ScanRequest::default()).await.unwrap();
+    ids(&batches)
+}
+
+/// The durability contract after a crash or a fault: every acknowledged
+/// id is present exactly once, every other id at most once, and nothing
+/// appears that was never attempted.
+pub fn assert_kept(present: &[i64], acked: &[i64], attempted: &std::collections::HashSet<i64>) {
+    let mut seen = std::collections::HashMap::<i64, usize>::new();
+    for id in present {
+        *seen.entry(*id).or_default() += 1;
+    }
+    for id in acked {
+        assert_eq!(
+            seen.get(id).copied().unwrap_or(0),
+            1,
+            "acknowledged id {id} must be present exactly once"
+        );
+    }
+    for (id, count) in &seen {
+        assert!(attempted.contains(id), "id {id} was never written");
+        assert_eq!(*count, 1, "id {id} is present {count} times");
+    }
 }
