@@ -19,17 +19,19 @@ function isTable(value: unknown): value is Table {
     typeof value === 'object' &&
     value !== null &&
     Array.isArray((value as Table).batches) &&
-    typeof (value as Table).schema === 'object'
+    isSchema((value as Table).schema)
   )
 }
 
 function isRecordBatch(value: unknown): value is RecordBatch {
+  if (typeof value !== 'object' || value === null) return false
+  const { schema, data, numRows } = value as RecordBatch
   return (
-    typeof value === 'object' &&
-    value !== null &&
-    typeof (value as RecordBatch).schema === 'object' &&
-    typeof (value as RecordBatch).data === 'object' &&
-    typeof (value as RecordBatch).numRows === 'number'
+    isSchema(schema) &&
+    typeof data === 'object' &&
+    data !== null &&
+    Array.isArray(data.children) &&
+    typeof numRows === 'number'
   )
 }
 
@@ -88,18 +90,29 @@ function firstDifference(schema: Schema, other: Schema): string | undefined {
  * mid-stream would otherwise end the stream and drop the rest.
  */
 export function batchesToIPC(batches: readonly RecordBatch[]): Uint8Array {
-  const writer = new RecordBatchStreamWriter({ autoDestroy: false })
-  const first = batches[0].schema
-  const schema = adoptSchema(first)
-  batches.forEach((batch, i) => {
-    const difference = batch.schema === first ? undefined : firstDifference(first, batch.schema)
-    if (difference) {
-      throw new MemWalError('SCHEMA_MISMATCH', `Batch ${i} ${difference} than batch 0`)
-    }
-    writer.write(adoptBatch(batch, schema))
-  })
-  writer.finish()
-  return writer.toUint8Array(true)
+  try {
+    const writer = new RecordBatchStreamWriter({ autoDestroy: false })
+    const first = batches[0].schema
+    const schema = adoptSchema(first)
+    batches.forEach((batch, i) => {
+      const difference = batch.schema === first ? undefined : firstDifference(first, batch.schema)
+      if (difference) {
+        throw new MemWalError('SCHEMA_MISMATCH', `Batch ${i} ${difference} than batch 0`)
+      }
+      writer.write(adoptBatch(batch, schema))
+    })
+    writer.finish()
+    return writer.toUint8Array(true)
+  } catch (error) {
+    // Objects that only look like Arrow batches fail inside apache-arrow's
+    // encoder: that is bad input, not an internal failure.
+    if (error instanceof MemWalError) throw error
+    throw new MemWalError(
+      'INVALID_INPUT',
+      `Malformed Arrow input: ${error instanceof Error ? error.message : String(error)}`,
+      { cause: error },
+    )
+  }
 }
 
 /** An IPC stream with the schema and no batches. */

@@ -1,7 +1,8 @@
 import { type RecordBatch, type Schema, type Table, tableFromIPC } from 'apache-arrow'
 import { type NativeShardReader, openShardReader as nativeOpenShardReader } from '../index.js'
-import { MemWalError, native } from './errors.js'
+import { MemWalError, native, nativeSync } from './errors.js'
 import {
+  checkOpenOptions,
   checkScanOptions,
   checkStorageOptions,
   type ScanOptions,
@@ -105,6 +106,7 @@ export async function openShardReader(
   if (typeof root !== 'string' || typeof shardId !== 'string') {
     throw new MemWalError('INVALID_INPUT', 'openShardReader(root, shardId) takes two strings')
   }
-  const storage = checkStorageOptions(options?.storageOptions)
-  return new ShardReader(await native(() => nativeOpenShardReader(root, shardId, storage)))
+  const storage = checkStorageOptions(checkOpenOptions('openShardReader', options)?.storageOptions)
+  const nativeReader = await native(() => nativeOpenShardReader(root, shardId, storage))
+  return nativeSync(() => new ShardReader(nativeReader))
 }

@@ -3,7 +3,7 @@ import type { RecordBatch } from 'apache-arrow'
 import { type NativeWalTailer, openWalTailer as nativeOpenWalTailer } from '../index.js'
 import { batchesFromIPC } from './arrow.js'
 import { MemWalError, native, nativeSync } from './errors.js'
-import { checkStorageOptions, type StorageOptions } from './writer.js'
+import { checkOpenOptions, checkStorageOptions, type StorageOptions } from './writer.js'
 
 /** One WAL entry as read back by a tailer. */
 export interface WalEntry {
@@ -130,6 +130,6 @@ export async function openWalTailer(
   if (typeof root !== 'string' || typeof shardId !== 'string') {
     throw new MemWalError('INVALID_INPUT', 'openWalTailer(root, shardId) takes two strings')
   }
-  const storage = checkStorageOptions(options?.storageOptions)
-  return new WalTailer(nativeSync(() => nativeOpenWalTailer(root, shardId, storage)))
+  const storage = checkStorageOptions(checkOpenOptions('openWalTailer', options)?.storageOptions)
+  return nativeSync(() => new WalTailer(nativeOpenWalTailer(root, shardId, storage)))
 }

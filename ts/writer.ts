@@ -17,7 +17,7 @@ import {
   withPrimaryKey,
 } from './arrow.js'
 import { ShardWriterConfig, type ShardWriterOptions } from './config.js'
-import { MemWalError, native, nativeSync } from './errors.js'
+import { MemWalError, native, nativeSync, toMemWalError } from './errors.js'
 
 /**
  * Credentials and endpoint for object-store roots (`s3://bucket/prefix`).
@@ -60,6 +60,29 @@ export function checkStorageOptions(options: unknown): StorageOptions | undefine
     }
   }
   return { ...(options as StorageOptions) }
+}
+
+/**
+ * @internal Check the options object of `openWalTailer` / `openShardReader`:
+ * a misspelt name must not silently drop credentials.
+ */
+export function checkOpenOptions(
+  call: string,
+  options: unknown,
+): { storageOptions?: StorageOptions } | undefined {
+  if (options === undefined || options === null) return undefined
+  if (typeof options !== 'object' || Array.isArray(options)) {
+    throw new MemWalError('INVALID_CONFIG', `${call} options must be an object`)
+  }
+  for (const name of Object.keys(options)) {
+    if (name !== 'storageOptions') {
+      throw new MemWalError(
+        'INVALID_CONFIG',
+        `Unknown ${call} option '${name}'; known options: storageOptions`,
+      )
+    }
+  }
+  return options as { storageOptions?: StorageOptions }
 }
 
 export interface OpenShardWriterOptions {
@@ -337,5 +360,12 @@ export async function openShardWriter(
       checkStorageOptions(options.storageOptions),
     ),
   )
-  return new ShardWriter(nativeWriter, schema, config)
+  try {
+    return new ShardWriter(nativeWriter, schema, config)
+  } catch (error) {
+    // A getter refused a value (an epoch above 2^53): release the shard
+    // rather than leave an open native writer nobody can reach.
+    await nativeWriter.close().catch(() => undefined)
+    throw toMemWalError(error)
+  }
 }
