@@ -12,8 +12,19 @@ import {
   Utf8,
   vectorFromArray,
 } from 'apache-arrow'
-import { expect } from 'vitest'
-import { MemWalError, type MemWalErrorCode } from '../ts/index.js'
+import { expect, inject } from 'vitest'
+import {
+  MemWalError,
+  type MemWalErrorCode,
+  type OpenShardWriterOptions,
+  openShardReader,
+  openShardWriter,
+  openWalTailer,
+  type ShardReader,
+  type ShardWriter,
+  type StorageOptions,
+  type WalTailer,
+} from '../ts/index.js'
 
 /** A fresh local directory; removed by the returned cleanup. */
 export function tempRoot(): { dir: string; uri: string; cleanup: () => void } {
@@ -24,6 +35,65 @@ export function tempRoot(): { dir: string; uri: string; cleanup: () => void } {
 /** A unique in-process memory root. */
 export function memoryRoot(name: string): string {
   return `memory://${name}-${Math.random().toString(36).slice(2)}`
+}
+
+/** The storage backends the behaviour suites run on. */
+export type BackendKind = 'file' | 'memory' | 's3'
+export const BACKENDS: readonly BackendKind[] = ['file', 'memory', 's3']
+
+/** storageOptions for the run's moto server (started by global-setup.ts). */
+export function s3StorageOptions(): StorageOptions {
+  const s3 = inject('memwalS3')
+  return {
+    region: s3.region,
+    endpoint: s3.endpoint,
+    accessKeyId: s3.accessKeyId,
+    secretAccessKey: s3.secretAccessKey,
+    allowHttp: true,
+  }
+}
+
+/**
+ * A fresh, empty storage root on one backend, with opens that pass the
+ * root's storageOptions along.
+ */
+export interface TestRoot {
+  kind: BackendKind
+  uri: string
+  storageOptions?: StorageOptions
+  /** The local directory (file backend only). */
+  dir?: string
+  writer(options: Omit<OpenShardWriterOptions, 'storageOptions'>): Promise<ShardWriter>
+  tailer(shardId: string): Promise<WalTailer>
+  reader(shardId: string): Promise<ShardReader>
+  /** Removes a local root; memory and S3 roots die with the process and the server. */
+  cleanup(): void
+}
+
+export function backendRoot(kind: BackendKind, label = 'root'): TestRoot {
+  let uri: string
+  let dir: string | undefined
+  let storageOptions: StorageOptions | undefined
+  let cleanup = () => {}
+  if (kind === 'file') {
+    const root = tempRoot()
+    ;({ uri, dir, cleanup } = root)
+  } else if (kind === 'memory') {
+    uri = memoryRoot(label)
+  } else {
+    uri = `s3://${inject('memwalS3').bucket}/${label}-${crypto.randomUUID()}`
+    storageOptions = s3StorageOptions()
+  }
+  return {
+    kind,
+    uri,
+    dir,
+    storageOptions,
+    writer: (options) => openShardWriter(uri, { ...options, storageOptions }),
+    tailer: (shardId) => openWalTailer(uri, shardId, { storageOptions }),
+    reader: (shardId) => openShardReader(uri, shardId, { storageOptions }),
+    cleanup,
+  }
 }
 
 /** Rows with ids `start..start+rows` and a name column. */

@@ -1,9 +1,9 @@
-// s3:// roots against moto's S3-compatible server on loopback (pip
-// `moto[server]`, installed by .ci/run): storageOptions reach the writer,
-// the tailer and the shard reader, and secrets never reach an error.
-import { type ChildProcess, spawn } from 'node:child_process'
-import { connect, createServer } from 'node:net'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+// s3:// specifics against the run's moto server (started by global-setup.ts;
+// the writer, tailer and reader suites also run on S3): storageOptions reach
+// the writer, the tailer and the shard reader, bad ones are INVALID_CONFIG,
+// and secrets never reach an error.
+import { createServer } from 'node:net'
+import { describe, expect, inject, it } from 'vitest'
 import {
   MemWalError,
   openShardReader,
@@ -11,12 +11,12 @@ import {
   openWalTailer,
   type StorageOptions,
 } from '../ts/index.js'
-import { events, idsOf, rejectsWith } from './helpers.js'
+import { events, idsOf, rejectsWith, s3StorageOptions } from './helpers.js'
 
-const BUCKET = 'memwal-ts-test'
 const SECRET = 'SECRET-never-printed-42'
-let moto: ChildProcess | undefined
-let storageOptions: StorageOptions
+const BUCKET = inject('memwalS3').bucket
+// moto accepts any credentials: use a recognisable secret to look for in errors.
+const storageOptions: StorageOptions = { ...s3StorageOptions(), secretAccessKey: SECRET }
 
 async function freePort(): Promise<number> {
   const server = createServer()
@@ -26,47 +26,6 @@ async function freePort(): Promise<number> {
   if (address === null || typeof address === 'string') throw new Error('no port')
   return address.port
 }
-
-function accepts(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect(port, '127.0.0.1')
-    socket.once('connect', () => {
-      socket.destroy()
-      resolve(true)
-    })
-    socket.once('error', () => resolve(false))
-  })
-}
-
-beforeAll(async () => {
-  const port = await freePort()
-  moto = spawn('python3', ['-m', 'moto.server', '-H', '127.0.0.1', '-p', String(port)], {
-    stdio: 'ignore',
-  })
-  const exited = new Promise<never>((_, reject) =>
-    moto?.once('exit', (code) => reject(new Error(`moto exited with ${code}`))),
-  )
-  // moto announces nothing when ready: poll until it accepts connections.
-  const deadline = Date.now() + 60_000
-  while (!(await Promise.race([accepts(port), exited]))) {
-    if (Date.now() > deadline) throw new Error('moto did not start')
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-  const endpoint = `http://127.0.0.1:${port}`
-  const created = await fetch(`${endpoint}/${BUCKET}`, { method: 'PUT' })
-  expect(created.status).toBe(200)
-  storageOptions = {
-    region: 'us-east-1',
-    endpoint,
-    accessKeyId: 'memwal',
-    secretAccessKey: SECRET,
-    allowHttp: true,
-  }
-}, 90_000)
-
-afterAll(() => {
-  moto?.kill()
-})
 
 describe('s3:// roots', () => {
   it('writer, tailer and shard reader work on S3 with storageOptions', async () => {
@@ -90,6 +49,25 @@ describe('s3:// roots', () => {
     const second = await openShardWriter(root, { schema, shardId: writer.shardId, storageOptions })
     await rejectsWith(writer.put(events(15, 1)), 'FENCED')
     await second.close()
+  })
+
+  it('a misspelt storageOptions name is INVALID_CONFIG, not a silent fall-back to AWS defaults', async () => {
+    const root = `s3://${BUCKET}/ts-${crypto.randomUUID()}`
+    const writer = await openShardWriter(root, {
+      schema: events(0, 1).schema,
+      storageOptions,
+      config: { enableMemtable: false, maxWalFlushIntervalMs: null },
+    })
+    await writer.put(events(0, 1))
+    await writer.close()
+    await rejectsWith(
+      openWalTailer(root, writer.shardId, { storageOption: storageOptions } as never),
+      'INVALID_CONFIG',
+    )
+    await rejectsWith(
+      openShardReader(root, writer.shardId, { storageOption: storageOptions } as never),
+      'INVALID_CONFIG',
+    )
   })
 
   it('bad storageOptions are INVALID_CONFIG and secrets stay out of errors', async () => {
