@@ -46,7 +46,7 @@ async fn wal_ids(root: &StorageRoot, shard: uuid::Uuid) -> Vec<i64> {
 
 #[tokio::test]
 async fn puts_get_global_positions_and_are_counted() {
-    let root = memory_root("mt-basic");
+    let root = test_root("mt-basic");
     let writer = open(&root, None, memtable()).await;
     assert_eq!(
         writer
@@ -76,7 +76,7 @@ async fn puts_get_global_positions_and_are_counted() {
 
 #[tokio::test]
 async fn close_flushes_the_active_memtable() {
-    let root = memory_root("mt-close");
+    let root = test_root("mt-close");
     let writer = open(&root, None, memtable()).await;
     writer.put(vec![batch(0, 7)]).await.unwrap();
     writer.put(vec![batch(7, 3)]).await.unwrap();
@@ -98,7 +98,7 @@ async fn close_flushes_the_active_memtable() {
 
 #[tokio::test]
 async fn auto_flush_by_size_freezes_and_commits_generations() {
-    let root = memory_root("mt-autoflush");
+    let root = test_root("mt-autoflush");
     let one = memwal_core::memtable::batch_store::estimate_batch_bytes(&batch(0, 100));
     let config = ShardWriterConfig {
         max_memtable_size: one * 3,
@@ -158,7 +158,7 @@ async fn thousand_puts_make_many_generations(root: StorageRoot) {
 
 #[tokio::test]
 async fn a_thousand_puts_with_a_tiny_memtable_on_memory() {
-    thousand_puts_make_many_generations(memory_root("mt-1000")).await;
+    thousand_puts_make_many_generations(test_root("mt-1000")).await;
 }
 
 #[tokio::test]
@@ -170,7 +170,7 @@ async fn a_thousand_puts_with_a_tiny_memtable_on_local_disk() {
 
 #[tokio::test]
 async fn replay_recovers_unflushed_writes_after_a_drop() {
-    let root = memory_root("mt-replay");
+    let root = test_root("mt-replay");
     let shard = uuid::Uuid::new_v4();
     {
         let writer = open(&root, Some(shard), memtable()).await;
@@ -206,7 +206,7 @@ async fn replay_recovers_unflushed_writes_after_a_drop() {
 
 #[tokio::test]
 async fn replayed_batches_are_not_appended_again() {
-    let root = memory_root("mt-reappend");
+    let root = test_root("mt-reappend");
     let shard = uuid::Uuid::new_v4();
     {
         let writer = open(&root, Some(shard), memtable()).await;
@@ -233,7 +233,7 @@ async fn replayed_batches_are_not_appended_again() {
 
 #[tokio::test]
 async fn replay_is_a_no_op_on_a_fresh_shard() {
-    let root = memory_root("mt-fresh");
+    let root = test_root("mt-fresh");
     let writer = open(&root, None, memtable()).await;
     let stats = writer.memtable_stats().unwrap();
     assert_eq!(
@@ -249,7 +249,7 @@ async fn replay_is_a_no_op_on_a_fresh_shard() {
 
 #[tokio::test]
 async fn replay_splits_across_generations_when_capacity_is_exceeded() {
-    let root = memory_root("mt-split");
+    let root = test_root("mt-split");
     let shard = uuid::Uuid::new_v4();
     {
         let writer = open(&root, Some(shard), memtable()).await;
@@ -275,7 +275,7 @@ async fn replay_splits_across_generations_when_capacity_is_exceeded() {
 
 #[tokio::test]
 async fn replay_skips_entries_covered_before_an_external_drain() {
-    let root = memory_root("mt-drain");
+    let root = test_root("mt-drain");
     let shard = uuid::Uuid::new_v4();
     let writer = open(&root, Some(shard), memtable()).await;
     writer.put(vec![batch(0, 5)]).await.unwrap();
@@ -297,7 +297,7 @@ async fn replay_skips_entries_covered_before_an_external_drain() {
 
 #[tokio::test]
 async fn replay_aborts_on_an_entry_from_a_newer_epoch() {
-    let root = memory_root("mt-newer");
+    let root = test_root("mt-newer");
     let shard = uuid::Uuid::new_v4();
     let writer = open(&root, Some(shard), memtable()).await;
     writer.close().await.unwrap();
@@ -326,7 +326,7 @@ async fn replay_aborts_on_an_entry_from_a_newer_epoch() {
 
 #[tokio::test]
 async fn force_seal_and_drain_flush_and_drop_the_frozen_memtable() {
-    let root = memory_root("mt-seal");
+    let root = test_root("mt-seal");
     let writer = open(&root, None, memtable()).await;
     assert!(
         !writer.force_seal_active().await.unwrap(),
@@ -463,7 +463,7 @@ async fn close_reports_a_flush_that_keeps_failing_and_loses_nothing() {
 
 #[tokio::test]
 async fn a_fenced_flush_fails_the_drain_and_keeps_the_rows() {
-    let root = memory_root("mt-fenced-flush");
+    let root = test_root("mt-fenced-flush");
     let shard = uuid::Uuid::new_v4();
     let a = open(&root, Some(shard), memtable()).await;
     a.put(vec![batch(0, 10)]).await.unwrap();
@@ -489,7 +489,7 @@ async fn a_fenced_flush_fails_the_drain_and_keeps_the_rows() {
 
 #[tokio::test]
 async fn backpressure_waits_for_flushes_and_recovers() {
-    let root = memory_root("mt-backpressure");
+    let root = test_root("mt-backpressure");
     let one = memwal_core::memtable::batch_store::estimate_batch_bytes(&batch(0, 200));
     let config = ShardWriterConfig {
         durable_write: false,
@@ -516,7 +516,7 @@ async fn backpressure_waits_for_flushes_and_recovers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_durable_put_right_after_a_freeze_is_not_acknowledged_early() {
-    let root = memory_root("mt-early-ack");
+    let root = test_root("mt-early-ack");
     let config = ShardWriterConfig {
         max_memtable_batches: 3,
         ..memtable()
@@ -547,7 +547,7 @@ async fn a_durable_put_right_after_a_freeze_is_not_acknowledged_early() {
 
 #[tokio::test]
 async fn the_size_trigger_keeps_firing_after_freezes() {
-    let root = memory_root("mt-size-after-freeze");
+    let root = test_root("mt-size-after-freeze");
     let one = memwal_core::memtable::batch_store::estimate_batch_bytes(&batch(0, 50));
     let config = ShardWriterConfig {
         durable_write: false,
@@ -576,7 +576,7 @@ async fn the_size_trigger_keeps_firing_after_freezes() {
 
 #[tokio::test]
 async fn wal_entries_never_span_two_generations() {
-    let root = memory_root("mt-boundaries");
+    let root = test_root("mt-boundaries");
     let config = ShardWriterConfig {
         durable_write: false,
         max_memtable_batches: 5,
@@ -648,7 +648,7 @@ async fn scans_in_durable_mode_see_only_wal_durable_rows() {
 
 #[tokio::test]
 async fn memtable_methods_fail_in_wal_only_mode() {
-    let root = memory_root("mt-walonly");
+    let root = test_root("mt-walonly");
     let writer = open(&root, None, wal_only()).await;
     assert_eq!(
         writer.memtable_stats().unwrap_err().code(),
@@ -671,7 +671,7 @@ async fn memtable_methods_fail_in_wal_only_mode() {
 
 #[tokio::test]
 async fn committing_the_same_generation_twice_lists_it_once() {
-    let root = memory_root("mt-idempotent");
+    let root = test_root("mt-idempotent");
     let shard = uuid::Uuid::new_v4();
     let manifests = ManifestStore::new(root.clone(), ShardLayout::new(shard), 2);
     let epoch = manifests.claim_epoch(0).await.unwrap().writer_epoch;

@@ -6,104 +6,23 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::net::TcpListener;
 
 use bytes::Bytes;
+use common::moto::*;
 use common::*;
 use memwal_core::read::scan::ScanRequest;
 use memwal_core::read::shard_reader::ShardReader;
 use memwal_core::store::CreateOutcome;
 use memwal_core::{ErrorCode, StorageOptions, StorageRoot, WalTailer};
 
-const BUCKET: &str = "memwal-test";
-const SECRET: &str = "SECRET-do-not-print-0123456789";
-
-/// A moto server on a free loopback port, killed on drop.
-struct Moto {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn http(port: u16, request: &str) -> String {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut response = String::new();
-    let _ = stream.read_to_string(&mut response);
-    response
-}
-
-fn start_moto() -> Moto {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new("python3")
-        .args([
-            "-m",
-            "moto.server",
-            "-H",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("python3 -m moto.server (pip install 'moto[server]')");
-    let moto = Moto { child, port };
-    // The server gives no readiness signal: poll until it accepts connections.
-    let started = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "moto did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let created = http(
-        port,
-        &format!("PUT /{BUCKET} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
-    );
-    assert!(
-        created.starts_with("HTTP/1.1 200"),
-        "create bucket: {created}"
-    );
-    moto
-}
-
-fn options(moto: &Moto) -> StorageOptions {
-    StorageOptions {
-        region: Some("us-east-1".into()),
-        endpoint: Some(format!("http://127.0.0.1:{}", moto.port)),
-        access_key_id: Some("memwal".into()),
-        secret_access_key: Some(SECRET.into()),
-        session_token: None,
-        allow_http: Some(true),
-    }
-}
-
-fn s3_root(moto: &Moto, prefix: &str) -> StorageRoot {
-    let uri = format!("s3://{BUCKET}/{prefix}-{}", uuid::Uuid::new_v4());
-    StorageRoot::open_with(&uri, &options(moto)).unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_backend_create_if_absent_writer_tailer_reader_and_fencing() {
     let moto = start_moto();
+    let port = moto.port;
 
     // 1. Conformance: the server must refuse a second create of one key.
-    let root = s3_root(&moto, "conformance");
+    let root = s3_root(port, "conformance");
     let key = root.path("slot.bin");
     assert_eq!(
         root.put_if_absent(&key, Bytes::from_static(b"first"))
@@ -124,7 +43,7 @@ async fn s3_backend_create_if_absent_writer_tailer_reader_and_fencing() {
     );
 
     // 2. Writer, flush, crash, replay, reader, tailer.
-    let root = s3_root(&moto, "writer");
+    let root = s3_root(port, "writer");
     let writer = open(&root, None, memtable()).await;
     let shard = writer.shard_id();
     writer.put(vec![batch(0, 10)]).await.unwrap();

@@ -94,12 +94,12 @@ fn sorted(mut v: Vec<(i64, String)>) -> Vec<(i64, String)> {
 async fn reader_and_writer_scan_match_a_model_through_random_operations() {
     for seed in 0..4u64 {
         let mut rng = StdRng::seed_from_u64(seed);
-        let root = memory_root("reader-model");
+        let root = test_root("reader-model");
         let mut writer = open_keyed(&root, None, small_memtables()).await;
         let shard = writer.shard_id();
         let schema = keyed_schema();
         let mut model: BTreeMap<i64, String> = BTreeMap::new();
-        for step in 0..120 {
+        for step in 0..iterations(120) {
             match rng.random_range(0..100) {
                 0..=54 => {
                     let n = rng.random_range(1..6);
@@ -165,7 +165,7 @@ async fn reader_and_writer_scan_match_a_model_through_random_operations() {
 
 #[tokio::test]
 async fn a_put_after_a_delete_brings_the_key_back_in_every_tier() {
-    let root = memory_root("reader-revive");
+    let root = test_root("reader-revive");
     let writer = open_keyed(&root, None, memtable()).await;
     let schema = keyed_schema();
     writer
@@ -197,7 +197,7 @@ async fn a_put_after_a_delete_brings_the_key_back_in_every_tier() {
 
 #[tokio::test]
 async fn delete_without_a_primary_key_is_invalid_input_and_harmless() {
-    let root = memory_root("reader-nokey");
+    let root = test_root("reader-nokey");
     let writer = open(&root, None, memtable()).await;
     writer.put(vec![batch(0, 3)]).await.unwrap();
     let err = writer.delete(vec![keys(&[1])]).await.unwrap_err();
@@ -268,11 +268,11 @@ async fn a_reader_opened_while_a_flush_cannot_commit_sees_each_row_once() {
 
 #[tokio::test]
 async fn readers_racing_flushes_see_every_row_exactly_once() {
-    let root = memory_root("reader-race");
+    let root = test_root("reader-race");
     let writer = open(&root, None, small_memtables()).await;
     let shard = writer.shard_id();
     let mut written = 0i64;
-    for round in 0..30 {
+    for round in 0..iterations(30) {
         writer.put(vec![batch(written, 40)]).await.unwrap();
         written += 40;
         let sealing = {
@@ -299,7 +299,7 @@ async fn readers_racing_flushes_see_every_row_exactly_once() {
 
 #[tokio::test]
 async fn filters_skip_row_groups_by_statistics_and_match_the_unpruned_result() {
-    let root = memory_root("reader-prune");
+    let root = test_root("reader-prune");
     let writer = open(&root, None, memtable()).await;
     for g in 0..4 {
         writer.put(vec![batch(g * 100, 100)]).await.unwrap();
@@ -364,7 +364,7 @@ async fn filters_skip_row_groups_by_statistics_and_match_the_unpruned_result() {
 
 #[tokio::test]
 async fn an_unknown_shard_is_not_found_and_a_fresh_one_is_empty() {
-    let root = memory_root("reader-empty");
+    let root = test_root("reader-empty");
     let err = ShardReader::open(root.clone(), uuid::Uuid::new_v4())
         .await
         .unwrap_err();
@@ -383,7 +383,7 @@ async fn an_unknown_shard_is_not_found_and_a_fresh_one_is_empty() {
 async fn wal_rows_without_the_marker_are_live_and_lance_markers_are_accepted() {
     // A keyed writer reopening a shard whose older entries lack `_tombstone`
     // (written before it had a key) back-fills them as live rows.
-    let root = memory_root("reader-backfill");
+    let root = test_root("reader-backfill");
     let plain = open(&root, None, memtable()).await;
     let shard = plain.shard_id();
     plain.put(vec![batch(1, 2)]).await.unwrap();

@@ -62,7 +62,7 @@ async fn two_durable_puts_become_entries_one_and_two() {
 
 #[tokio::test]
 async fn a_reopened_shard_writes_a_sentinel_then_continues_after_it() {
-    let root = memory_root("reopen");
+    let root = test_root("reopen");
     let a = open(&root, None, wal_only()).await;
     a.put(vec![batch(0, 1)]).await.unwrap();
     a.close().await.unwrap();
@@ -80,7 +80,7 @@ async fn a_reopened_shard_writes_a_sentinel_then_continues_after_it() {
 
 #[tokio::test]
 async fn non_durable_puts_without_triggers_are_one_entry_at_close() {
-    let root = memory_root("nondurable");
+    let root = test_root("nondurable");
     let config = ShardWriterConfig {
         durable_write: false,
         ..wal_only()
@@ -100,7 +100,7 @@ async fn non_durable_puts_without_triggers_are_one_entry_at_close() {
 
 #[tokio::test]
 async fn the_size_trigger_fires_on_every_crossing() {
-    let root = memory_root("size-trigger");
+    let root = test_root("size-trigger");
     let one_batch = memwal_core::memtable::batch_store::estimate_batch_bytes(&batch(0, 50));
     let config = ShardWriterConfig {
         durable_write: false,
@@ -132,7 +132,7 @@ async fn the_size_trigger_fires_on_every_crossing() {
 
 #[tokio::test]
 async fn the_flush_interval_appends_idle_batches_on_its_own() {
-    let root = memory_root("ticker");
+    let root = test_root("ticker");
     let config = ShardWriterConfig {
         durable_write: false,
         max_wal_flush_interval: Some(Duration::from_millis(20)),
@@ -212,7 +212,7 @@ async fn concurrent_durable_puts_share_entries_and_resolve_after_them() {
 
 #[tokio::test]
 async fn a_second_writer_fences_the_first() {
-    let root = memory_root("fence");
+    let root = test_root("fence");
     let a = open(&root, None, wal_only()).await;
     a.put(vec![batch(0, 2)]).await.unwrap();
     let b = open(&root, Some(a.shard_id()), wal_only()).await;
@@ -327,7 +327,7 @@ async fn a_write_that_lands_but_reports_an_error_is_not_a_false_fence_or_duplica
 
 #[tokio::test]
 async fn calls_after_close_are_closed_and_close_is_idempotent() {
-    let root = memory_root("closed");
+    let root = test_root("closed");
     let writer = open(&root, None, wal_only()).await;
     writer.put(vec![batch(0, 1)]).await.unwrap();
     let (a, b) = tokio::join!(writer.close(), writer.close());
@@ -350,7 +350,7 @@ async fn calls_after_close_are_closed_and_close_is_idempotent() {
 
 #[tokio::test]
 async fn non_durable_puts_racing_close_are_either_written_or_rejected() {
-    let root = memory_root("close-race");
+    let root = test_root("close-race");
     let config = ShardWriterConfig {
         durable_write: false,
         ..wal_only()
@@ -385,7 +385,7 @@ async fn non_durable_puts_racing_close_are_either_written_or_rejected() {
 
 #[tokio::test]
 async fn backpressure_waits_for_the_queue_to_drain() {
-    let root = memory_root("backpressure");
+    let root = test_root("backpressure");
     let one = memwal_core::memtable::batch_store::estimate_batch_bytes(&batch(0, 100));
     let config = ShardWriterConfig {
         durable_write: false,
@@ -409,7 +409,7 @@ async fn backpressure_waits_for_the_queue_to_drain() {
 
 #[tokio::test]
 async fn bad_puts_get_their_codes_and_leave_the_writer_healthy() {
-    let root = memory_root("badput");
+    let root = test_root("badput");
     let writer = open(&root, None, wal_only()).await;
     let err = writer.put(vec![]).await.unwrap_err();
     assert_eq!(
@@ -446,7 +446,7 @@ async fn bad_puts_get_their_codes_and_leave_the_writer_healthy() {
 
 #[tokio::test]
 async fn invalid_configs_fail_before_claiming() {
-    let root = memory_root("badconfig");
+    let root = test_root("badconfig");
     let shard = uuid::Uuid::new_v4();
     let healthy = open(&root, Some(shard), wal_only()).await;
     for config in [
@@ -484,7 +484,7 @@ async fn invalid_configs_fail_before_claiming() {
 
 #[tokio::test]
 async fn corrupt_and_truncated_entries_are_reported_with_their_position() {
-    let root = memory_root("corrupt");
+    let root = test_root("corrupt");
     let writer = open(&root, None, wal_only()).await;
     writer.put(vec![batch(0, 4)]).await.unwrap();
     writer.close().await.unwrap();
@@ -525,7 +525,7 @@ async fn corrupt_and_truncated_entries_are_reported_with_their_position() {
 
 #[tokio::test]
 async fn a_garbage_manifest_makes_open_fail_cleanly() {
-    let root = memory_root("badmanifest");
+    let root = test_root("badmanifest");
     let writer = open(&root, None, wal_only()).await;
     writer.close().await.unwrap();
     let layout = ShardLayout::new(writer.shard_id());
@@ -554,7 +554,7 @@ async fn a_garbage_manifest_makes_open_fail_cleanly() {
 
 #[tokio::test]
 async fn a_put_is_never_split_across_entries() {
-    let root = memory_root("unsplit");
+    let root = test_root("unsplit");
     let one = memwal_core::memtable::batch_store::estimate_batch_bytes(&batch(0, 20));
     // Entries are capped near 2 x maxWalBufferSize; puts of 3 batches exceed it.
     let config = ShardWriterConfig {
@@ -589,7 +589,7 @@ async fn a_put_is_never_split_across_entries() {
 
 #[tokio::test]
 async fn reserved_schema_metadata_is_rejected() {
-    let root = memory_root("reserved");
+    let root = test_root("reserved");
     for key in ["writer_epoch", "fence_sentinel"] {
         let schema = Arc::new(arrow_schema::Schema::new_with_metadata(
             schema().fields().clone(),

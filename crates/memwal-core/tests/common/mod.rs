@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod fault_store;
+pub mod moto;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,6 +44,32 @@ pub fn wal_only() -> ShardWriterConfig {
 
 pub fn memory_root(test: &str) -> StorageRoot {
     StorageRoot::open(&format!("memory://{test}-{}", uuid::Uuid::new_v4())).unwrap()
+}
+
+/// `n` iterations on a local backend, a quarter of them on S3 (moto
+/// answers each request in milliseconds, not microseconds).
+pub fn iterations(n: usize) -> usize {
+    match std::env::var("MEMWAL_TEST_BACKEND").as_deref() {
+        Ok("s3") => n.div_ceil(4),
+        _ => n,
+    }
+}
+
+/// A fresh root on the backend named by `MEMWAL_TEST_BACKEND`: `memory`
+/// (the default), `file` (a directory under Cargo's test temp dir) or `s3`
+/// (a prefix on a moto server shared by the test process).
+pub fn test_root(test: &str) -> StorageRoot {
+    let unique = format!("{test}-{}", uuid::Uuid::new_v4());
+    match std::env::var("MEMWAL_TEST_BACKEND").as_deref() {
+        Err(_) | Ok("memory") => memory_root(test),
+        Ok("file") => {
+            let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique);
+            std::fs::create_dir_all(&dir).unwrap();
+            StorageRoot::open(&format!("file://{}", dir.display())).unwrap()
+        }
+        Ok("s3") => moto::s3_root(moto::shared_moto(), test),
+        Ok(other) => panic!("MEMWAL_TEST_BACKEND={other}: use memory, file or s3"),
+    }
 }
 
 pub async fn open(
