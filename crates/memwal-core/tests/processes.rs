@@ -23,6 +23,9 @@ const ROWS: i64 = 10;
 const ID_SPACE: i64 = 1_000_000_000;
 const IN_FLIGHT: usize = 4;
 
+/// A named parent-side test.
+type Scenario = fn(&tokio::runtime::Runtime);
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -40,7 +43,7 @@ fn main() {
             // Parent: run every scenario whose name contains a filter
             // argument (all of them without one), libtest style.
             let filters: Vec<&String> = args[1..].iter().filter(|a| !a.starts_with('-')).collect();
-            let scenarios: [(&str, fn(&tokio::runtime::Runtime)); 3] = [
+            let scenarios: [(&str, Scenario); 3] = [
                 (
                     "sigkill_at_random_moments_loses_no_acknowledged_row",
                     |rt| rt.block_on(sigkill_at_random_moments()),

@@ -101,7 +101,8 @@ fn wait_ready(port: u16) {
 }
 
 /// One server for the whole test process. It is spawned from a thread that
-/// never exits, because the parent-death signal follows the spawning thread.
+/// waits on it for good, because the parent-death signal follows the
+/// spawning thread.
 pub fn shared_moto() -> u16 {
     static PORT: OnceLock<u16> = OnceLock::new();
     *PORT.get_or_init(|| {
@@ -112,12 +113,11 @@ pub fn shared_moto() -> u16 {
                 .local_addr()
                 .unwrap()
                 .port();
-            let _child = spawn_server(port);
+            let mut child = spawn_server(port);
             wait_ready(port);
             tx.send(port).unwrap();
-            loop {
-                std::thread::park();
-            }
+            // Blocks until the process exits and the server dies with it.
+            let _ = child.wait();
         });
         rx.recv().expect("moto server thread")
     })
