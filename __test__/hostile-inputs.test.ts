@@ -229,9 +229,12 @@ beforeAll(async () => {
 })
 
 afterAll(async () => {
-  await keyed?.writer.close()
-  await plain?.writer.close()
-  local.cleanup()
+  try {
+    await keyed?.writer.close()
+    await plain?.writer.close()
+  } finally {
+    local.cleanup()
+  }
 })
 
 const victims = () => ({ keyed, plain })
