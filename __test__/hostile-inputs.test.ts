@@ -764,7 +764,6 @@ const OPEN_ROWS: Row<Ctx>[] = [
       }
     },
     expect: 'INVALID_INPUT',
-    bug: "'file:/abs/dir' is taken as the relative path './file:/abs/dir'",
   },
   // shard ids
   {
@@ -1322,7 +1321,6 @@ const MANIFEST_ROWS: Row<Damaged>[] = [
       return openWriterOn(d)
     },
     expect: 'INVALID_INPUT',
-    bug: 'a status memwal does not know is treated as ACTIVE, claimed and copied forward',
   },
   {
     name: 'SEALED shard refuses a claim',
@@ -1349,7 +1347,6 @@ const MANIFEST_ROWS: Row<Damaged>[] = [
       return openWriterOn(d)
     },
     expect: 'CORRUPT',
-    bug: "u64 overflow in claim_epoch: a debug build panics ('attempt to add with overflow'), a release build wraps to epoch 0",
   },
   {
     name: 'manifest version 2^64-1 named by the version hint',
@@ -1363,7 +1360,6 @@ const MANIFEST_ROWS: Row<Damaged>[] = [
       return openShardReader(local.uri, d.shardId)
     },
     expect: 'CORRUPT',
-    bug: "u64 overflow while probing past the latest version: panics ('attempt to add with overflow')",
   },
   {
     name: 'writer_epoch 2^53 (the claimed epoch no longer fits a JS number)',

@@ -5,4 +5,4 @@ mod proto;
 mod store;
 
 pub use proto::{FlushedGeneration, ShardFieldEntry, ShardManifest, ShardStatus, Uuid};
-pub use store::ManifestStore;
+pub use store::{decode_manifest, ManifestStore};

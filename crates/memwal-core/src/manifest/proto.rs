@@ -86,6 +86,11 @@ impl ShardManifest {
         self.status == ShardStatus::Sealed as i32
     }
 
+    /// ACTIVE or SEALED; any other value comes from a newer format.
+    pub fn has_known_status(&self) -> bool {
+        ShardStatus::try_from(self.status).is_ok()
+    }
+
     /// The shard id, if present and exactly 16 bytes.
     pub fn shard_uuid(&self) -> Option<uuid::Uuid> {
         self.shard_id

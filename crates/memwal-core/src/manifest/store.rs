@@ -69,24 +69,7 @@ impl ManifestStore {
     }
 
     fn decode(&self, version: u64, bytes: &[u8]) -> Result<ShardManifest> {
-        let shard = self.layout.shard_id();
-        let corrupt = |what: String| {
-            self.shard_error(Error::corrupt(format!(
-                "Manifest version {version} of shard {shard} is corrupt: {what}"
-            )))
-        };
-        let manifest = ShardManifest::decode(bytes).map_err(|e| corrupt(e.to_string()))?;
-        if manifest.version != version {
-            return Err(corrupt(format!("it records version {}", manifest.version)));
-        }
-        match manifest.shard_uuid() {
-            None => return Err(corrupt("missing or malformed shard_id".to_string())),
-            Some(id) if id != shard => {
-                return Err(corrupt(format!("it belongs to shard {id}")));
-            }
-            Some(_) => {}
-        }
-        Ok(manifest)
+        decode_manifest(&self.layout.shard_id(), version, bytes)
     }
 
     async fn read_hint(&self) -> u64 {
@@ -117,6 +100,12 @@ impl ManifestStore {
             }
         };
         loop {
+            if latest > MAX_COUNTER {
+                return Err(self.shard_error(Error::corrupt(format!(
+                    "Manifest version {latest} of shard {} is beyond 2^63-1",
+                    self.layout.shard_id()
+                ))));
+            }
             let candidates: Vec<u64> =
                 (latest + 1..=latest + self.scan_batch_size as u64).collect();
             let found = self.existing(&candidates).await?;
@@ -227,6 +216,14 @@ impl ManifestStore {
                             "Shard {shard} is sealed; refusing to claim it"
                         ))));
                     }
+                    if !current.has_known_status() {
+                        // A newer format's state: claiming could break its rules.
+                        return Err(self.shard_error(Error::invalid_input(format!(
+                            "Shard {shard} has manifest status {}, which this version of memwal \
+                             does not know; refusing to claim it",
+                            current.status
+                        ))));
+                    }
                     ShardManifest {
                         version: current.version + 1,
                         writer_epoch: current.writer_epoch + 1,
@@ -300,6 +297,39 @@ impl ManifestStore {
         ))))
     }
 }
+
+/// Decode the bytes stored as manifest `version` of `shard` and check that
+/// they describe that version of that shard. Anything else is `CORRUPT`.
+pub fn decode_manifest(shard: &uuid::Uuid, version: u64, bytes: &[u8]) -> Result<ShardManifest> {
+    let corrupt = |what: String| {
+        Error::corrupt(format!(
+            "Manifest version {version} of shard {shard} is corrupt: {what}"
+        ))
+        .with_shard(shard)
+    };
+    let manifest = ShardManifest::decode(bytes).map_err(|e| corrupt(e.to_string()))?;
+    if manifest.version > MAX_COUNTER || manifest.writer_epoch > MAX_COUNTER {
+        return Err(corrupt(format!(
+            "version {} or epoch {} is beyond 2^63-1",
+            manifest.version, manifest.writer_epoch
+        )));
+    }
+    if manifest.version != version {
+        return Err(corrupt(format!("it records version {}", manifest.version)));
+    }
+    match manifest.shard_uuid() {
+        None => return Err(corrupt("missing or malformed shard_id".to_string())),
+        Some(id) if id != *shard => {
+            return Err(corrupt(format!("it belongs to shard {id}")));
+        }
+        Some(_) => {}
+    }
+    Ok(manifest)
+}
+
+/// Versions and epochs only ever count up by one; anything past this is
+/// damage, and refusing it keeps every `+ 1` and probe from overflowing.
+const MAX_COUNTER: u64 = i64::MAX as u64;
 
 /// The FENCED error with the wording SPEC §3 fixes.
 pub fn fenced_error(local_epoch: u64, stored_epoch: u64, shard: &uuid::Uuid) -> Error {
@@ -427,6 +457,66 @@ mod tests {
         assert_eq!(
             s.claim_epoch(0).await.unwrap_err().code(),
             ErrorCode::InvalidInput
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unknown_status_from_a_newer_format_refuses_claims() {
+        let s = store("m-status");
+        let m = s.claim_epoch(0).await.unwrap();
+        s.commit_update(m.writer_epoch, |m| ShardManifest {
+            status: 2,
+            ..m.clone()
+        })
+        .await
+        .unwrap();
+        let err = s.claim_epoch(0).await.unwrap_err();
+        assert_eq!(err.code(), ErrorCode::InvalidInput);
+        assert!(err.message().contains("status 2"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn epochs_and_versions_near_u64_max_are_corrupt_not_overflows() {
+        let s = store("m-overflow");
+        let m = s.claim_epoch(0).await.unwrap();
+        let huge = ShardManifest {
+            version: 2,
+            writer_epoch: u64::MAX,
+            ..m.clone()
+        };
+        s.root
+            .put(&s.version_path(2), Bytes::from(huge.encode_to_vec()))
+            .await
+            .unwrap();
+        assert_eq!(
+            s.claim_epoch(0).await.unwrap_err().code(),
+            ErrorCode::Corrupt
+        );
+
+        let s = store("m-overflow-version");
+        let m = s.claim_epoch(0).await.unwrap();
+        let last = ShardManifest {
+            version: u64::MAX,
+            ..m.clone()
+        };
+        s.root
+            .put(&s.version_path(u64::MAX), Bytes::from(last.encode_to_vec()))
+            .await
+            .unwrap();
+        s.root
+            .put(
+                &s.hint_path(),
+                Bytes::from(format!("{{\"version\":{}}}", u64::MAX)),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            s.latest_version().await.unwrap_err().code(),
+            ErrorCode::Corrupt
+        );
+        assert_eq!(
+            s.claim_epoch(0).await.unwrap_err().code(),
+            ErrorCode::Corrupt
         );
     }
 

@@ -76,6 +76,13 @@ pub fn parse_root_uri(uri: &str) -> Result<RootLocation> {
         })?;
         return local_root(uri, PathBuf::from(decoded));
     }
+    if trimmed.starts_with("file:") {
+        // `file:/abs` (one slash) and `file:relative`: refuse rather than
+        // treat them as a relative directory named `file:`.
+        return Err(Error::invalid_input(format!(
+            "Storage root '{uri}' is not a file URI memwal accepts; use file:///absolute/path"
+        )));
+    }
     if let Some((scheme, _)) = trimmed.split_once("://") {
         return Err(Error::invalid_input(format!(
             "Unsupported storage scheme '{scheme}://' in '{uri}'; expected file://, memory://, s3:// or a path"
@@ -164,6 +171,15 @@ mod tests {
             parse_root_uri("file:///tmp/with%20space").unwrap(),
             RootLocation::Local("/tmp/with space".into())
         );
+    }
+
+    #[test]
+    fn file_uris_without_two_slashes_are_refused_not_relative_paths() {
+        for uri in ["file:/tmp/one-slash", "file:relative", "file:"] {
+            let err = parse_root_uri(uri).unwrap_err();
+            assert_eq!(err.code(), ErrorCode::InvalidInput, "{uri}");
+            assert!(err.message().contains("file:///"), "{err}");
+        }
     }
 
     #[test]
