@@ -1,4 +1,4 @@
-import { type Schema, type Table, tableFromIPC } from 'apache-arrow'
+import { type RecordBatch, type Schema, type Table, tableFromIPC } from 'apache-arrow'
 import {
   type NativeManifest,
   type NativeMemTableStats,
@@ -18,6 +18,7 @@ import {
 } from './arrow.js'
 import { ShardWriterConfig, type ShardWriterOptions } from './config.js'
 import { MemWalError, native, nativeSync, toMemWalError } from './errors.js'
+import { type Handoff, handoffOf } from './handoff.js'
 
 /**
  * Credentials and endpoint for object-store roots (`s3://bucket/prefix`).
@@ -214,7 +215,12 @@ export class ShardWriter implements AsyncDisposable {
         throw new MemWalError('INVALID_INPUT', `Batch ${i} is empty`, { shardId: this.shardId })
       }
     })
-    const result = await native(() => this.#native.put(batchesToIPC(batches)))
+    const handoff = tryHandoff(batches)
+    const result = await native(() =>
+      handoff
+        ? this.#native.putBuffers(handoff.schemaIpc, handoff.rows, handoff.nodes, handoff.buffers)
+        : this.#native.put(batchesToIPC(batches)),
+    )
     if (result.end - result.start !== batches.length) {
       throw new MemWalError(
         'INTERNAL',
@@ -242,7 +248,17 @@ export class ShardWriter implements AsyncDisposable {
       })
     }
     const nonEmpty = batches.filter((b) => b.numRows > 0)
-    const result = await native(() => this.#native.delete(batchesToIPC(nonEmpty)))
+    const handoff = tryHandoff(nonEmpty)
+    const result = await native(() =>
+      handoff
+        ? this.#native.deleteBuffers(
+            handoff.schemaIpc,
+            handoff.rows,
+            handoff.nodes,
+            handoff.buffers,
+          )
+        : this.#native.delete(batchesToIPC(nonEmpty)),
+    )
     return { batchPositions: { start: result.start, end: result.end } }
   }
 
@@ -367,5 +383,19 @@ export async function openShardWriter(
     // rather than leave an open native writer nobody can reach.
     await nativeWriter.close().catch(() => undefined)
     throw toMemWalError(error)
+  }
+}
+
+/**
+ * The buffer hand-off of `batches`; `undefined` sends them as an IPC stream
+ * instead, which also turns objects that only look like batches into
+ * INVALID_INPUT with the encoder's reason.
+ */
+function tryHandoff(batches: readonly RecordBatch[]): Handoff | undefined {
+  try {
+    return handoffOf(batches)
+  } catch (error) {
+    if (error instanceof MemWalError) throw error
+    return undefined
   }
 }

@@ -15,6 +15,7 @@ static ALLOCATOR: memwal_core::alloc::LargeAllocsMapped<mimalloc::MiMalloc> =
     memwal_core::alloc::LargeAllocsMapped::new(mimalloc::MiMalloc);
 
 mod errors;
+mod handoff;
 mod ipc;
 mod logging;
 mod options;

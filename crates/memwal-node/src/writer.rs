@@ -2,11 +2,12 @@
 
 use memwal_core::read::scan::ScanRequest;
 use memwal_core::{parse_shard_id, OpenOptions, ShardWriter};
-use napi::bindgen_prelude::{Buffer, PromiseRaw};
+use napi::bindgen_prelude::{Buffer, Float64ArraySlice, PromiseRaw, Uint8ArraySlice};
 use napi::Env;
 use napi_derive::napi;
 
 use crate::errors::{guarded, js_number, js_result, js_u64, to_js};
+use crate::handoff::{import_batches, SchemaCache};
 use crate::ipc::{decode_stream, encode_stream, schema_only};
 use crate::options::{open_root, NativeStorageOptions, NativeWriterOptions};
 
@@ -136,6 +137,7 @@ fn manifest_to_js(m: memwal_core::manifest::ShardManifest) -> napi::Result<Nativ
 #[napi]
 pub struct NativeShardWriter {
     writer: ShardWriter,
+    schemas: SchemaCache,
 }
 
 /// Open a writer. `schema_ipc` is an IPC stream holding just the schema.
@@ -165,7 +167,10 @@ pub fn open_shard_writer<'env>(
             },
         )
         .await?;
-        Ok(NativeShardWriter { writer })
+        Ok(NativeShardWriter {
+            writer,
+            schemas: SchemaCache::default(),
+        })
     }))
 }
 
@@ -204,6 +209,50 @@ impl NativeShardWriter {
                 end: js_number(result.batch_positions.end)?,
             })
         })
+    }
+
+    /// Put batches handed over as their Arrow buffers (see `handoff.rs`):
+    /// `schema_ipc` is the batches' schema, `rows` the row count of each.
+    /// Every buffer is copied once before this returns.
+    #[napi(catch_unwind, ts_return_type = "Promise<NativePutResult>")]
+    pub fn put_buffers<'env>(
+        &self,
+        env: &'env Env,
+        schema_ipc: &[u8],
+        rows: Float64ArraySlice,
+        nodes: Float64ArraySlice,
+        buffers: Vec<Option<Uint8ArraySlice>>,
+    ) -> napi::Result<PromiseRaw<'env, NativePutResult>> {
+        let batches = self.import(schema_ipc, &rows, &nodes, &buffers)?;
+        let writer = self.writer.clone();
+        env.spawn_future(async move { put_result(guarded(writer.put(batches)).await?) })
+    }
+
+    /// `delete` with the key columns handed over like `put_buffers`.
+    #[napi(catch_unwind, ts_return_type = "Promise<NativePutResult>")]
+    pub fn delete_buffers<'env>(
+        &self,
+        env: &'env Env,
+        schema_ipc: &[u8],
+        rows: Float64ArraySlice,
+        nodes: Float64ArraySlice,
+        buffers: Vec<Option<Uint8ArraySlice>>,
+    ) -> napi::Result<PromiseRaw<'env, NativePutResult>> {
+        let keys = self.import(schema_ipc, &rows, &nodes, &buffers)?;
+        let writer = self.writer.clone();
+        env.spawn_future(async move { put_result(guarded(writer.delete(keys)).await?) })
+    }
+
+    fn import(
+        &self,
+        schema_ipc: &[u8],
+        rows: &[f64],
+        nodes: &[f64],
+        buffers: &[Option<Uint8ArraySlice>],
+    ) -> napi::Result<Vec<arrow_array::RecordBatch>> {
+        let schema = js_result(self.schemas.get(schema_ipc))?;
+        let views: Vec<Option<&[u8]>> = buffers.iter().map(|b| b.as_deref()).collect();
+        js_result(import_batches(&schema, rows, nodes, &views))
     }
 
     /// Delete rows by primary key: `keys_ipc` holds the key columns.
@@ -325,4 +374,11 @@ impl NativeShardWriter {
         let writer = self.writer.clone();
         env.spawn_future(guarded(async move { writer.close().await }))
     }
+}
+
+fn put_result(result: memwal_core::PutResult) -> napi::Result<NativePutResult> {
+    Ok(NativePutResult {
+        start: js_number(result.batch_positions.start)?,
+        end: js_number(result.batch_positions.end)?,
+    })
 }
