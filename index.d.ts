@@ -42,6 +42,14 @@ export declare class NativeShardWriter {
    * before this returns, so the caller may reuse its buffer at once.
    */
   put(batchesIpc: Uint8Array): Promise<NativePutResult>
+  /**
+   * Put batches handed over as their Arrow buffers (see `handoff.rs`):
+   * `schema_ipc` is the batches' schema, `rows` the row count of each.
+   * Every buffer is copied once before this returns.
+   */
+  putBuffers(schemaIpc: Uint8Array, rows: Float64Array, nodes: Float64Array, buffers: Array<Uint8Array | undefined | null>): Promise<NativePutResult>
+  /** `delete` with the key columns handed over like `put_buffers`. */
+  deleteBuffers(schemaIpc: Uint8Array, rows: Float64Array, nodes: Float64Array, buffers: Array<Uint8Array | undefined | null>): Promise<NativePutResult>
   /** Delete rows by primary key: `keys_ipc` holds the key columns. */
   delete(keysIpc: Uint8Array): Promise<NativePutResult>
   stats(): NativeWriterStats
