@@ -61,9 +61,21 @@ export function rng(seed: number): () => number {
   }
 }
 
-export function makeTable(firstId: number, rows: number, random: () => number): Table {
-  const ids = BigInt64Array.from({ length: rows }, (_, i) => BigInt(firstId + i))
-  const vectors = Float32Array.from({ length: rows * DIM }, () => random() * 2 - 1)
+/** The column buffers of one batch: plain typed arrays, cheap to send to a worker process. */
+export interface RawBatch {
+  rows: number
+  ids: BigInt64Array
+  vectors: Float32Array
+  offsets: Int32Array
+  text: Uint8Array
+}
+
+export function makeRaw(firstId: number, rows: number, random: () => number): RawBatch {
+  // Plain loops: TypedArray.from with a callback is several times slower.
+  const ids = new BigInt64Array(rows)
+  for (let i = 0; i < rows; i++) ids[i] = BigInt(firstId + i)
+  const vectors = new Float32Array(rows * DIM)
+  for (let i = 0; i < vectors.length; i++) vectors[i] = random() * 2 - 1
   const offsets = new Int32Array(rows + 1)
   const text = new Uint8Array(rows * TEXT_CHARS)
   for (let row = 0; row < rows; row++) {
@@ -74,18 +86,34 @@ export function makeTable(firstId: number, rows: number, random: () => number): 
     }
     offsets[row + 1] = (row + 1) * TEXT_CHARS
   }
+  return { rows, ids, vectors, offsets, text }
+}
+
+/** A one-batch Table over `raw`'s arrays (no copy), as an application would build it. */
+export function tableFromRaw(raw: RawBatch): Table {
+  const { rows } = raw
   const children = [
-    makeData({ type: new Int64(), length: rows, nullCount: 0, data: ids }),
+    makeData({ type: new Int64(), length: rows, nullCount: 0, data: raw.ids }),
     makeData({
       type: VECTOR_TYPE,
       length: rows,
       nullCount: 0,
-      child: makeData({ type: new Float32(), length: rows * DIM, nullCount: 0, data: vectors }),
+      child: makeData({ type: new Float32(), length: rows * DIM, nullCount: 0, data: raw.vectors }),
     }),
-    makeData({ type: new Utf8(), length: rows, nullCount: 0, valueOffsets: offsets, data: text }),
+    makeData({
+      type: new Utf8(),
+      length: rows,
+      nullCount: 0,
+      valueOffsets: raw.offsets,
+      data: raw.text,
+    }),
   ]
   const data = makeData({ type: STRUCT_TYPE, length: rows, nullCount: 0, children })
   return new Table([new RecordBatch(SCHEMA, data)])
+}
+
+export function makeTable(firstId: number, rows: number, random: () => number): Table {
+  return tableFromRaw(makeRaw(firstId, rows, random))
 }
 
 /** Bytes of every Arrow buffer below `data`: the payload a writer must persist. */
@@ -115,11 +143,20 @@ export interface Workload {
   rows: number
 }
 
+/** The arrays of a rotating pool of `count` batches; the same seed gives the same data. */
+export function rawWorkload(rows: number, count: number, seed: number): RawBatch[] {
+  const random = rng(seed)
+  return Array.from({ length: count }, (_, i) => makeRaw(i * rows, rows, random))
+}
+
+export function workloadFromRaw(raw: RawBatch[]): Workload {
+  const tables = raw.map(tableFromRaw)
+  return { tables, bytes: tables.map(tableBytes), rows: raw[0]?.rows ?? 0 }
+}
+
 // A rotating pool, built before any clock starts, so data generation is never timed.
 export function workload(rows: number, count: number, seed: number): Workload {
-  const random = rng(seed)
-  const tables = Array.from({ length: count }, (_, i) => makeTable(i * rows, rows, random))
-  return { tables, bytes: tables.map(tableBytes), rows }
+  return workloadFromRaw(rawWorkload(rows, count, seed))
 }
 
 // ---------------------------------------------------------------- machine facts
@@ -148,9 +185,20 @@ function sha256(path: string): string {
   return hash.digest('hex')
 }
 
+/**
+ * The addon the loader picks: `NAPI_RS_NATIVE_LIBRARY_PATH` (which the
+ * generated `index.js` honours) or the one next to it.
+ */
+export function nativeAddonPath(): string {
+  return (
+    process.env.NAPI_RS_NATIVE_LIBRARY_PATH ||
+    join(REPO, `memwal.${os.platform()}-${os.arch()}-gnu.node`)
+  )
+}
+
 // The addon says nothing about its build profile, so match it against cargo's outputs.
 function nativeProfile(): string {
-  const addon = join(REPO, `memwal.${os.platform()}-${os.arch()}-gnu.node`)
+  const addon = nativeAddonPath()
   if (!existsSync(addon)) return 'unknown'
   const addonHash = sha256(addon)
   for (const profile of ['release', 'debug']) {
@@ -184,6 +232,9 @@ export interface MachineFacts {
   cpuModel: string | undefined
   cpuCount: number
   totalMemoryBytes: number
+  /** At the time the facts were taken: other work on the machine skews every number. */
+  freeMemoryBytes: number
+  loadAverage: number[]
   node: string
   platform: string
   kernel: string
@@ -191,6 +242,7 @@ export interface MachineFacts {
   tmpdirFsType: string | undefined
   gitCommit: string | undefined
   gitDirty: boolean
+  nativeAddon: string
   nativeProfile: string
 }
 
@@ -207,6 +259,8 @@ export async function machine(dir: string): Promise<MachineFacts> {
     cpuModel: cpus[0]?.model.trim(),
     cpuCount: cpus.length,
     totalMemoryBytes: os.totalmem(),
+    freeMemoryBytes: os.freemem(),
+    loadAverage: os.loadavg().map((l) => Math.round(l * 100) / 100),
     node: process.version,
     platform: `${os.platform()} ${os.arch()}`,
     kernel: os.release(),
@@ -214,6 +268,7 @@ export async function machine(dir: string): Promise<MachineFacts> {
     tmpdirFsType: fsType,
     gitCommit: git(['rev-parse', 'HEAD']),
     gitDirty: (git(['status', '--porcelain', '--untracked-files=no']) ?? '') !== '',
+    nativeAddon: nativeAddonPath(),
     nativeProfile: nativeProfile(),
   }
 }
@@ -221,11 +276,40 @@ export async function machine(dir: string): Promise<MachineFacts> {
 /** The markdown bullet lines that describe the machine, the build and the commit. */
 export function machineLines(facts: MachineFacts): string[] {
   const gib = (facts.totalMemoryBytes / 1024 ** 3).toFixed(1)
+  const free = (facts.freeMemoryBytes / 1024 ** 3).toFixed(1)
+  const load = facts.loadAverage.map((l) => l.toFixed(2)).join(' ')
   return [
-    `- machine: ${facts.cpuCount} × ${facts.cpuModel}, ${gib} GiB RAM, ${facts.platform}, kernel ${facts.kernel}`,
+    `- machine: ${facts.cpuCount} × ${facts.cpuModel}, ${gib} GiB RAM (${free} GiB free), ${facts.platform}, kernel ${facts.kernel}`,
+    `- load average at the start (1, 5, 15 min): ${load}${facts.loadAverage[0] >= 0.5 ? ' — **the machine was busy; treat the numbers as noisy**' : ''}`,
     `- node ${facts.node}; temp dir ${facts.tmpdir} (${facts.tmpdirFsType ?? 'unknown fs'})`,
     `- commit ${facts.gitCommit ?? 'unknown'}${facts.gitDirty ? ' (with uncommitted changes)' : ''}; native addon build: ${facts.nativeProfile}`,
   ]
+}
+
+// ---------------------------------------------------------------- statistics
+
+/** Nearest-rank percentile of ascending `sorted` values (`p` in 0..1). */
+export function percentile(sorted: ArrayLike<number>, p: number): number {
+  if (sorted.length === 0) return Number.NaN
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))]
+}
+
+export function median(values: readonly number[]): number {
+  if (values.length === 0) return Number.NaN
+  const sorted = [...values].sort((a, b) => a - b)
+  const mid = sorted.length >> 1
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
+}
+
+export interface Spread {
+  median: number
+  min: number
+  max: number
+}
+
+export function spread(values: readonly number[]): Spread {
+  if (values.length === 0) return { median: Number.NaN, min: Number.NaN, max: Number.NaN }
+  return { median: median(values), min: Math.min(...values), max: Math.max(...values) }
 }
 
 // ---------------------------------------------------------------- report

@@ -2,7 +2,7 @@
 // budget, MB/s, flushes) and WAL replay speed when a writer reopens a shard.
 // See bench/README.md.
 import { randomUUID } from 'node:crypto'
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs'
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
@@ -23,18 +23,19 @@ import {
   MIB,
   machine,
   machineLines,
-  rowsForBytes,
   SCHEMA,
   type Workload,
   workload,
   writeResults,
 } from './common.js'
+import { LARGE_ROWS } from './scenarios.js'
 
 const BUDGET_MIB = envNumber('BENCH_BUDGET_MIB', 128, false)
-const FACTOR = envNumber('BENCH_SUSTAINED_FACTOR', 10, false)
+const SUSTAINED_SECONDS = envNumber('BENCH_SUSTAINED_SECONDS', 60, false)
 const REPLAY_MIB = envNumber('BENCH_REPLAY_MIB', 256, false)
+/** Set by bench/run.ts: write the JSON there and no files under bench/results. */
+const OUT = process.env.BENCH_SUSTAINED_OUT
 
-const BATCH_BYTES = MIB
 const POOL_SIZE = 16
 const RSS_INTERVAL_MS = 20
 /** The goal: peak RSS at most this much above baseline plus the budget. */
@@ -196,7 +197,6 @@ async function sustained(dir: string, pool: Workload): Promise<SustainedResult> 
   const budget = Math.round(BUDGET_MIB * MIB)
   const memtableSize = Math.floor(budget / 4)
   const batchBytes = pool.bytes[0]
-  const puts = Math.ceil((FACTOR * budget) / batchBytes)
   const batchesPerMemtable = Math.ceil(memtableSize / batchBytes) + 1
   const config: Partial<ShardWriterOptions> = {
     enableMemtable: true,
@@ -221,14 +221,17 @@ async function sustained(dir: string, pool: Workload): Promise<SustainedResult> 
   let rows = 0
   let payloadBytes = 0
   let peakUnflushedBytes = 0
+  let puts = 0
   const start = performance.now()
-  for (let i = 0; i < puts; i++) {
+  const deadline = start + SUSTAINED_SECONDS * 1000
+  for (let i = 0; performance.now() < deadline; i++) {
     const k = i % pool.tables.length
     await writer.put(pool.tables[k])
     rows += pool.rows
     payloadBytes += pool.bytes[k]
     const m = await writer.memtableStats()
     peakUnflushedBytes = Math.max(peakUnflushedBytes, m.estimatedSize + m.frozenBytes)
+    puts++
   }
   const putsDone = performance.now()
   // close() would flush the rest too; sealing and draining first lets the
@@ -446,9 +449,9 @@ function markdown(
     `# memwal sustained-ingest benchmark ${startedAt}`,
     '',
     ...machineLines(facts),
-    `- one writer awaiting each put of a ${batchRows}-row (~1 MiB) batch; MB = 10^6 bytes of Arrow buffers (payload), MiB = 2^20 bytes`,
+    `- one writer awaiting each put of a ${batchRows}-row (~1.1 MB) batch; MB = 10^6 bytes of Arrow buffers (payload), MiB = 2^20 bytes`,
     '',
-    `## Sustained ingest into Parquet (budget ${mib(s.config.maxUnflushedMemtableBytes ?? 0, 0)}, ${FACTOR}× written)`,
+    `## Sustained ingest into Parquet (budget ${mib(s.config.maxUnflushedMemtableBytes ?? 0, 0)}, puts for ${SUSTAINED_SECONDS} s)`,
     '',
     '| measure | value |',
     '| --- | --- |',
@@ -497,12 +500,13 @@ async function main(): Promise<void> {
   const root = mkdtempSync(join(os.tmpdir(), 'memwal-sustained-'))
   try {
     const facts = await machine(root)
-    const rows = rowsForBytes(BATCH_BYTES)
+    const rows = LARGE_ROWS
     // Built before the baseline RSS is taken, and reused by both measurements.
-    const pool = workload(rows, POOL_SIZE, 3)
+    // The same batches as the matrix's 2000-row scenarios (and pylance's run).
+    const pool = workload(rows, POOL_SIZE, rows)
 
     process.stderr.write(
-      `sustained: budget ${BUDGET_MIB} MiB, writing ${FACTOR}× that in ${rows}-row batches…\n`,
+      `sustained: budget ${BUDGET_MIB} MiB, putting ${rows}-row batches for ${SUSTAINED_SECONDS} s…\n`,
     )
     const s = await sustained(join(root, 'sustained'), pool)
     process.stderr.write(
@@ -518,7 +522,7 @@ async function main(): Promise<void> {
       startedAt,
       settings: {
         budgetMiB: BUDGET_MIB,
-        sustainedFactor: FACTOR,
+        sustainedSeconds: SUSTAINED_SECONDS,
         replayMiB: REPLAY_MIB,
         batchRows: rows,
         batchPayloadBytes: pool.bytes[0],
@@ -529,7 +533,12 @@ async function main(): Promise<void> {
       sustained: s,
       replay: r,
     }
-    writeResults(startedAt, '-sustained', json, report)
+    if (OUT) {
+      writeFileSync(OUT, `${JSON.stringify({ ...json, report }, null, 2)}\n`)
+      process.stdout.write(report)
+    } else {
+      writeResults(startedAt, '-sustained', json, report)
+    }
     const failures = s.failures.length + r.failures.length
     if (failures > 0) {
       process.stderr.write(`FAILED: ${failures} check(s) failed, see the report above\n`)
