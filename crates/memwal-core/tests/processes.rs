@@ -398,11 +398,24 @@ async fn check_race(root: &StorageRoot, shard: uuid::Uuid, acks: &[(u64, i64)]) 
     let mut epoch_of_row: HashMap<i64, u64> = HashMap::new();
     let mut previous_epoch = 0;
     let mut epochs = HashSet::new();
+    let mut shape = Vec::new();
     while let Some(entry) = tailer.read_entry(position).await.unwrap() {
+        let first = ids(&entry.batches).first().copied();
+        shape.push(format!(
+            "{position}:e{}{}{}",
+            entry.epoch,
+            if entry.fence_sentinel {
+                ":sentinel"
+            } else {
+                ""
+            },
+            first.map(|id| format!(":id{id}")).unwrap_or_default()
+        ));
         assert!(
             entry.epoch >= previous_epoch,
-            "epoch {} at position {position} after epoch {previous_epoch}",
-            entry.epoch
+            "epoch {} at position {position} after epoch {previous_epoch}; WAL: {}",
+            entry.epoch,
+            shape[shape.len().saturating_sub(12)..].join(" ")
         );
         previous_epoch = entry.epoch;
         epochs.insert(entry.epoch);

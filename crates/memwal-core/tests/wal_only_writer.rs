@@ -632,3 +632,108 @@ async fn an_ambiguous_claim_is_a_failure_not_a_shared_epoch() {
     assert_eq!(writer.epoch(), 2);
     writer.close().await.unwrap();
 }
+
+/// Found by the racing-processes test: after losing position p, the writer
+/// checked the manifest and then looked for the new tip. A rival claiming
+/// and writing its fence sentinel in between was skipped over, and the old
+/// epoch appended (and acknowledged) after the sentinel, where no replay
+/// looks. Here the rival is slipped in at exactly that point.
+#[tokio::test]
+async fn a_takeover_between_a_lost_position_and_the_new_tip_fences_the_writer() {
+    use memwal_core::wal::{encode_entry, encode_fence_sentinel};
+    let inner: Arc<dyn object_store::ObjectStore> = Arc::new(InMemory::new());
+    let store = Arc::new(FaultStore::passthrough(inner.clone()));
+    let root = StorageRoot::new(store.clone(), Path::default(), "memory://race-tip");
+    let clean = StorageRoot::new(inner, Path::default(), "memory://race-tip-clean");
+    let writer = open(&root, None, wal_only()).await;
+    let shard = writer.shard_id();
+    let layout = ShardLayout::new(shard);
+
+    // Someone else's entry takes position 1, so the writer's first append
+    // loses it and goes looking for the tip, reading position 2 first...
+    let squatter = encode_entry(1, &schema(), &[batch(1000, 1)]).unwrap();
+    clean
+        .put(&clean.path(&layout.wal_entry(1)), squatter)
+        .await
+        .unwrap();
+    // ...just before which a new writer claims epoch 2 and fences at 2.
+    let (rival_root, rival_layout) = (clean.clone(), layout.clone());
+    store.before_first_read(
+        &layout.wal_entry(2),
+        Box::new(move || {
+            Box::pin(async move {
+                let manifests = ManifestStore::new(rival_root.clone(), rival_layout.clone(), 2);
+                assert_eq!(manifests.claim_epoch(0).await.unwrap().writer_epoch, 2);
+                rival_root
+                    .put(
+                        &rival_root.path(&rival_layout.wal_entry(2)),
+                        encode_fence_sentinel(2),
+                    )
+                    .await
+                    .unwrap();
+            })
+        }),
+    );
+
+    let err = writer.put(vec![batch(0, 1)]).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Fenced, "{err}");
+    let tailer = WalTailer::new(clean.clone(), shard);
+    assert!(
+        tailer.read_entry(3).await.unwrap().is_none(),
+        "the fenced writer appended after the sentinel"
+    );
+}
+
+/// Also found by the racing-processes test: a writer looked for the WAL
+/// tip after claiming its epoch but never looked at the manifest again, so
+/// a rival that claimed and fenced in between was passed over and both
+/// wrote on. The open must end FENCED instead.
+#[tokio::test]
+async fn a_takeover_between_claim_and_finding_the_tip_fences_the_opening_writer() {
+    use memwal_core::wal::encode_fence_sentinel;
+    let inner: Arc<dyn object_store::ObjectStore> = Arc::new(InMemory::new());
+    let store = Arc::new(FaultStore::passthrough(inner.clone()));
+    let root = StorageRoot::new(store.clone(), Path::default(), "memory://race-open");
+    let clean = StorageRoot::new(inner, Path::default(), "memory://race-open-clean");
+    let first = open(&clean, None, wal_only()).await;
+    let shard = first.shard_id();
+    first.put(vec![batch(0, 1)]).await.unwrap();
+    first.close().await.unwrap();
+    let layout = ShardLayout::new(shard);
+
+    // The opening writer (epoch 2) lists the WAL to find its tip; just
+    // before, a rival claims epoch 3 and puts its sentinel at position 2.
+    let (rival_root, rival_layout) = (clean.clone(), layout.clone());
+    store.before_first_read(
+        &layout.wal_dir(),
+        Box::new(move || {
+            Box::pin(async move {
+                let manifests = ManifestStore::new(rival_root.clone(), rival_layout.clone(), 2);
+                assert_eq!(manifests.claim_epoch(0).await.unwrap().writer_epoch, 3);
+                rival_root
+                    .put(
+                        &rival_root.path(&rival_layout.wal_entry(2)),
+                        encode_fence_sentinel(3),
+                    )
+                    .await
+                    .unwrap();
+            })
+        }),
+    );
+    let err = ShardWriter::open(
+        root.clone(),
+        OpenOptions {
+            shard_id: Some(shard),
+            schema: schema(),
+            config: wal_only(),
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Fenced, "{err}");
+    let tailer = WalTailer::new(clean, shard);
+    assert!(
+        tailer.read_entry(3).await.unwrap().is_none(),
+        "epoch 2 wrote after epoch 3's sentinel"
+    );
+}

@@ -64,6 +64,10 @@ impl WalAppender {
     ) -> Result<Self> {
         let layout = manifests.layout().clone();
         let next_position = next_free_position(&root, &layout, hint).await?;
+        // As after a lost position: a newer writer may have claimed and put
+        // its sentinel at or before the tip we just found; only the manifest,
+        // read after the search, can tell.
+        manifests.check_fenced(epoch).await?;
         Ok(Self {
             root,
             layout,
@@ -105,10 +109,6 @@ impl WalAppender {
                     return Ok(position);
                 }
                 Slot::Taken => {
-                    let epoch = self.epoch;
-                    let manifests = &self.manifests;
-                    self.retried(position, || manifests.check_fenced(epoch))
-                        .await?;
                     conflicts += 1;
                     if conflicts > MAX_POSITION_CONFLICTS {
                         return Err(Error::io(format!(
@@ -119,9 +119,19 @@ impl WalAppender {
                         .with_shard(self.layout.shard_id()));
                     }
                     let (root, layout) = (&self.root, &self.layout);
-                    self.next_position = self
+                    let next = self
                         .retried(position, || next_free_position(root, layout, position))
                         .await?;
+                    // Look at the manifest only after finding the new tip. A newer
+                    // writer claims its epoch before it writes its sentinel, so if
+                    // that sentinel is among the entries just skipped, its epoch is
+                    // in the manifest by now. Checking first would let us append
+                    // past a sentinel written in between, where no replay looks.
+                    let epoch = self.epoch;
+                    let manifests = &self.manifests;
+                    self.retried(position, || manifests.check_fenced(epoch))
+                        .await?;
+                    self.next_position = next;
                 }
             }
         }

@@ -98,7 +98,12 @@ pub struct FaultStore {
     /// The kind of I/O error injected failures carry.
     error_kind: Mutex<std::io::ErrorKind>,
     pub injected: AtomicUsize,
+    /// Run once, before the first read or listing under the fragment.
+    read_hook: Mutex<Option<(String, ReadHook)>>,
 }
+
+/// Work a test slips in between two steps of the code under test.
+pub type ReadHook = Box<dyn FnOnce() -> futures::future::BoxFuture<'static, ()> + Send>;
 
 impl fmt::Debug for FaultStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -129,7 +134,14 @@ impl FaultStore {
             died: tokio::sync::Notify::new(),
             error_kind: Mutex::new(std::io::ErrorKind::Other),
             injected: AtomicUsize::new(0),
+            read_hook: Mutex::new(None),
         }
+    }
+
+    /// Run `hook` (once) just before the first read or listing of a path
+    /// containing `fragment`, to interleave another writer at an exact point.
+    pub fn before_first_read(&self, fragment: &str, hook: ReadHook) {
+        *self.read_hook.lock().unwrap() = Some((fragment.to_string(), hook));
     }
 
     /// A wrapper that does nothing until told to.
@@ -230,6 +242,20 @@ impl FaultStore {
         (verdict, delay)
     }
 
+    /// The read hook, if `location` is the first read it waits for.
+    fn take_hook(&self, location: Option<&Path>) -> Option<ReadHook> {
+        let mut slot = self.read_hook.lock().unwrap();
+        let matches = matches!(
+            (slot.as_ref(), location),
+            (Some((fragment, _)), Some(l)) if l.as_ref().contains(fragment.as_str())
+        );
+        if matches {
+            slot.take().map(|(_, hook)| hook)
+        } else {
+            None
+        }
+    }
+
     /// Wait forever once dead, like a caller talking to a killed process.
     async fn halt_if_dead(&self) {
         if self.is_dead() {
@@ -312,6 +338,9 @@ impl ObjectStore for FaultStore {
     }
 
     async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
+        if let Some(hook) = self.take_hook(Some(location)) {
+            hook().await;
+        }
         if let Verdict::Fail { .. } = self.enter(Op::Get, Some(location)).await {
             return Err(self.injected_error());
         }
@@ -337,6 +366,16 @@ impl ObjectStore for FaultStore {
         if self.is_dead() {
             return futures::stream::pending().boxed();
         }
+        if let Some(hook) = self.take_hook(prefix) {
+            // List only after the hook ran, as if it had happened just before.
+            let (inner, prefix) = (self.inner.clone(), prefix.cloned());
+            return futures::stream::once(async move {
+                hook().await;
+                inner.list(prefix.as_ref())
+            })
+            .flatten()
+            .boxed();
+        }
         let (verdict, delay) = self.roll(Op::List, prefix);
         if let Verdict::Fail { .. } = verdict {
             let err = self.injected_error();
@@ -355,6 +394,9 @@ impl ObjectStore for FaultStore {
     }
 
     async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
+        if let Some(hook) = self.take_hook(prefix) {
+            hook().await;
+        }
         if let Verdict::Fail { .. } = self.enter(Op::List, prefix).await {
             return Err(self.injected_error());
         }
