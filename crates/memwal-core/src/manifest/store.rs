@@ -324,6 +324,23 @@ pub fn decode_manifest(shard: &uuid::Uuid, version: u64, bytes: &[u8]) -> Result
         }
         Some(_) => {}
     }
+    // Writers and readers count up from these too (the replay start, the
+    // WAL tip probe, new MemTable generations).
+    for (name, value) in [
+        (
+            "replay_after_wal_entry_position",
+            manifest.replay_after_wal_entry_position,
+        ),
+        (
+            "wal_entry_position_last_seen",
+            manifest.wal_entry_position_last_seen,
+        ),
+        ("current_generation", manifest.current_generation),
+    ] {
+        if value > MAX_COUNTER {
+            return Err(corrupt(format!("{name} {value} is beyond 2^63-1")));
+        }
+    }
     Ok(manifest)
 }
 
@@ -560,6 +577,32 @@ mod tests {
             .unwrap_err()
             .message()
             .contains("belongs to shard"));
+    }
+
+    /// Like version and epoch above: a replay cursor, WAL hint or generation
+    /// of u64::MAX decoded fine, then overflowed where the writer and the
+    /// shard reader add 1 to it (the arithmetic fuzz/fuzz_targets/manifest.rs
+    /// repeats on every manifest it decodes).
+    #[test]
+    fn wal_cursors_and_generation_beyond_2_63_are_corrupt() {
+        let shard = uuid::Uuid::new_v4();
+        let fresh = ShardManifest::fresh(shard, 0, 1);
+        let setters: [fn(&mut ShardManifest, u64); 3] = [
+            |m, v| m.replay_after_wal_entry_position = v,
+            |m, v| m.wal_entry_position_last_seen = v,
+            |m, v| m.current_generation = v,
+        ];
+        for set in setters {
+            let mut m = fresh.clone();
+            set(&mut m, i64::MAX as u64);
+            assert_eq!(decode_manifest(&shard, 1, &m.encode_to_vec()).unwrap(), m);
+            for value in [i64::MAX as u64 + 1, u64::MAX] {
+                set(&mut m, value);
+                let err = decode_manifest(&shard, 1, &m.encode_to_vec()).unwrap_err();
+                assert_eq!(err.code(), ErrorCode::Corrupt, "{err}");
+                assert!(err.message().contains("beyond 2^63-1"), "{err}");
+            }
+        }
     }
 
     #[tokio::test]

@@ -95,6 +95,7 @@ pub fn decode_entry(position: u64, bytes: Bytes) -> Result<WalEntry> {
             bytes.len()
         )));
     }
+    check_framing(&bytes).map_err(corrupt)?;
     let mut buffer = Buffer::from(bytes);
     let mut decoder = StreamDecoder::new();
     let mut batches = Vec::new();
@@ -147,6 +148,70 @@ pub fn decode_entry(position: u64, bytes: Bytes) -> Result<WalEntry> {
         batches,
         fence_sentinel,
     })
+}
+
+/// Walk the stream's framing before the Arrow decoder sees it: every
+/// message, message body and batch buffer it declares must lie inside the
+/// entry. The decoder trusts those sizes: it panics on a buffer that ends
+/// past its body, and reserves up to 64 MiB for a message or body declared
+/// longer than the bytes that follow it.
+fn check_framing(bytes: &[u8]) -> std::result::Result<(), String> {
+    let word = |at: usize| {
+        bytes
+            .get(at..at + 4)
+            .map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]))
+            .ok_or_else(|| format!("truncated message header at offset {at}"))
+    };
+    let mut at = 0;
+    loop {
+        let mut len = word(at)?;
+        at += 4;
+        if len == u32::MAX {
+            // Continuation marker; the length follows.
+            len = word(at)?;
+            at += 4;
+        }
+        if len == 0 {
+            return Ok(());
+        }
+        let len = len as usize;
+        let left = bytes.len() - at;
+        if len > left {
+            return Err(format!(
+                "message at offset {at} declares {len} bytes, {left} follow"
+            ));
+        }
+        let message = arrow_ipc::root_as_message(&bytes[at..at + len])
+            .map_err(|e| format!("unreadable message at offset {at}: {e}"))?;
+        at += len;
+        let left = bytes.len() - at;
+        let body = message.bodyLength();
+        let body = usize::try_from(body)
+            .ok()
+            .filter(|&b| b <= left)
+            .ok_or_else(|| {
+                format!("message body at offset {at} declares {body} bytes, {left} follow")
+            })?;
+        let batch = message
+            .header_as_record_batch()
+            .or_else(|| message.header_as_dictionary_batch().and_then(|d| d.data()));
+        if let Some(buffers) = batch.and_then(|b| b.buffers()) {
+            for buffer in buffers.iter() {
+                let (offset, length) = (buffer.offset(), buffer.length());
+                let inside = offset >= 0
+                    && length >= 0
+                    && offset
+                        .checked_add(length)
+                        .is_some_and(|end| end as u64 <= body as u64);
+                if !inside {
+                    return Err(format!(
+                        "buffer at {offset}+{length} lies outside its {body}-byte message body"
+                    ));
+                }
+            }
+        }
+        at += body;
+    }
 }
 
 #[cfg(test)]
@@ -273,6 +338,78 @@ mod tests {
         let entry = decode_entry(1, encode_entry(3, &s, &[batch(&[1, 2])]).unwrap()).unwrap();
         assert!(!entry.fence_sentinel);
         assert_eq!(entry.num_rows(), 2);
+    }
+
+    /// (metadata start, metadata length, body start, body length) of each
+    /// message of an entry written by `encode_entry` (always continued).
+    fn messages(bytes: &[u8]) -> Vec<(usize, usize, usize, usize)> {
+        let mut out = Vec::new();
+        let mut at = 0;
+        loop {
+            let len = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap()) as usize;
+            if len == 0 {
+                return out;
+            }
+            let message = arrow_ipc::root_as_message(&bytes[at + 8..at + 8 + len]).unwrap();
+            let body = message.bodyLength() as usize;
+            out.push((at + 8, len, at + 8 + len, body));
+            at += 8 + len + body;
+        }
+    }
+
+    /// Found by fuzz/fuzz_targets/wal_entry.rs: a record batch buffer that
+    /// ends past its message body made arrow-ipc's reader panic
+    /// ("the offset of the new Buffer cannot exceed the existing length").
+    #[test]
+    fn a_buffer_past_its_message_body_is_corrupt_not_a_panic() {
+        let good = encode_entry(1, &schema(), &[batch(&[1, 2, 3])]).unwrap();
+        let (meta, len, _, body) = messages(&good)[1];
+        let message = arrow_ipc::root_as_message(&good[meta..meta + len]).unwrap();
+        let buffers = message.header_as_record_batch().unwrap().buffers().unwrap();
+        let mut bad = good.to_vec();
+        for i in 0..buffers.len() {
+            // Each buffer is a 16-byte struct (offset, length) inside the
+            // metadata; point one of them past the body.
+            let at = std::ptr::from_ref(buffers.get(i)) as usize - good.as_ptr() as usize;
+            let mut hostile = bad.clone();
+            hostile[at + 8..at + 16].copy_from_slice(&(body as i64 * 1000 + 8).to_le_bytes());
+            let err = decode_entry(3, Bytes::from(hostile)).unwrap_err();
+            assert_eq!(err.code(), ErrorCode::Corrupt, "buffer {i}: {err}");
+            assert!(err.message().contains("outside its"), "{err}");
+            if i == 0 {
+                bad[at..at + 8].copy_from_slice(&i64::MAX.to_le_bytes());
+            }
+        }
+        let err = decode_entry(3, Bytes::from(bad)).unwrap_err();
+        assert!(err.message().contains("outside its"), "{err}");
+    }
+
+    /// Found by fuzz/fuzz_targets/wal_entry.rs: a message or body declaring
+    /// more bytes than follow made arrow-ipc reserve up to 64 MiB for it
+    /// before noticing the end of the input. They are now refused first.
+    #[test]
+    fn sizes_declared_past_the_end_are_corrupt_before_decoding() {
+        let good = encode_entry(1, &schema(), &[batch(&[1, 2, 3])]).unwrap();
+        let (meta, _, body_start, body) = messages(&good)[1];
+        // A batch message whose body is cut short, end-of-stream kept.
+        let mut cut = good[..body_start + body / 2].to_vec();
+        cut.extend_from_slice(&END_OF_STREAM);
+        let err = decode_entry(2, Bytes::from(cut)).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::Corrupt);
+        assert!(err.message().contains("follow"), "{err}");
+        // A message length of 2^31 - 1 in front of a few hundred bytes.
+        let mut long = good.to_vec();
+        long[meta - 4..meta].copy_from_slice(&0x7FFF_FFFFu32.to_le_bytes());
+        let err = decode_entry(2, Bytes::from(long)).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::Corrupt);
+        assert!(err.message().contains("follow"), "{err}");
+        // A negative body length.
+        let mut hostile = good.to_vec();
+        hostile[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(
+            decode_entry(2, Bytes::from(hostile)).unwrap_err().code(),
+            ErrorCode::Corrupt
+        );
     }
 
     #[test]
