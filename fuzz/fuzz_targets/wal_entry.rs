@@ -29,7 +29,7 @@ fn tolerate_the_caught_arrow_panic() {
                 .location()
                 .is_some_and(|l| l.file().ends_with("src/buffer/immutable.rs"))
                 && info.payload_as_str()
-                    == Some("assertion failed: prefix.is_empty() && suffix.is_empty()"));
+                    == Some("assertion failed: prefix.is_empty() && suffix.is_empty()");
             if !known {
                 abort(info);
             }
