@@ -16,21 +16,22 @@ use memwal_core::wal::{decode_entry, encode_entry};
 /// Formatting is per value; past this many rows a batch is only sampled.
 const FORMAT_ROWS: usize = 4096;
 
-/// libfuzzer-sys aborts on every panic, even one that is caught. One known
-/// arrow-data panic (an offsets buffer whose length is not a multiple of its
-/// width) is caught by `decode_entry` and reported as CORRUPT; let that one
-/// through and keep aborting on every other panic.
-fn tolerate_the_caught_arrow_panic() {
+/// libfuzzer-sys aborts on every panic, even one that is caught.
+/// `decode_entry` catches panics inside the Arrow IPC reader (arrow-ipc 60
+/// still has some, e.g. an offsets buffer whose length is not a multiple of
+/// its width, a union type-id buffer shorter than the union) and reports
+/// them as CORRUPT, so let panics raised in Arrow code unwind to it. Any
+/// other panic aborts here; an Arrow panic that nobody catches aborts in
+/// libfuzzer-sys once it unwinds out of the target.
+fn tolerate_arrow_panics_that_decode_entry_catches() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         let abort = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            let known = info
+            let in_arrow = info
                 .location()
-                .is_some_and(|l| l.file().ends_with("src/buffer/immutable.rs"))
-                && info.payload_as_str()
-                    == Some("assertion failed: prefix.is_empty() && suffix.is_empty()");
-            if !known {
+                .is_some_and(|l| l.file().contains("/arrow-"));
+            if !in_arrow {
                 abort(info);
             }
         }));
@@ -38,7 +39,7 @@ fn tolerate_the_caught_arrow_panic() {
 }
 
 fuzz_target!(|data: &[u8]| {
-    tolerate_the_caught_arrow_panic();
+    tolerate_arrow_panics_that_decode_entry_catches();
     let Ok(entry) = decode_entry(5, Bytes::copy_from_slice(data)) else {
         return;
     };

@@ -447,6 +447,50 @@ mod tests {
         assert!(err.message().contains("Arrow reader failed"), "{err}");
     }
 
+    /// Found by fuzz/fuzz_targets/wal_entry.rs: a union whose length exceeds
+    /// its type-id buffer made arrow-ipc panic slicing that buffer.
+    #[test]
+    fn a_union_longer_than_its_type_ids_is_corrupt_not_a_panic() {
+        use arrow_array::UnionArray;
+        use arrow_schema::UnionFields;
+        let fields = UnionFields::try_new(
+            vec![0, 1],
+            vec![
+                Field::new("i", DataType::Int32, true),
+                Field::new("s", DataType::Utf8, true),
+            ],
+        )
+        .unwrap();
+        let union = UnionArray::try_new(
+            fields.clone(),
+            vec![0i8, 1, 0].into(),
+            None,
+            vec![
+                Arc::new(arrow_array::Int32Array::from(vec![1, 2, 3])),
+                Arc::new(StringArray::from(vec!["a", "b", "c"])),
+            ],
+        )
+        .unwrap();
+        let s = Arc::new(Schema::new(vec![Field::new(
+            "u",
+            DataType::Union(fields, arrow_schema::UnionMode::Sparse),
+            false,
+        )]));
+        let b = RecordBatch::try_new(s.clone(), vec![Arc::new(union)]).unwrap();
+        let good = encode_entry(1, &s, &[b]).unwrap();
+        assert_eq!(decode_entry(1, good.clone()).unwrap().num_rows(), 3);
+        let (meta, len, _, _) = messages(&good)[1];
+        let message = arrow_ipc::root_as_message(&good[meta..meta + len]).unwrap();
+        let nodes = message.header_as_record_batch().unwrap().nodes().unwrap();
+        // The union's field node (length, null count) comes first.
+        let at = std::ptr::from_ref(nodes.get(0)) as usize - good.as_ptr() as usize;
+        let mut hostile = good.to_vec();
+        hostile[at..at + 8].copy_from_slice(&1000i64.to_le_bytes());
+        let err = decode_entry(3, Bytes::from(hostile)).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::Corrupt, "{err}");
+        assert!(err.message().contains("Arrow reader failed"), "{err}");
+    }
+
     #[test]
     fn empty_batch_list_is_rejected() {
         assert_eq!(
