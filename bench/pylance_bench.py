@@ -145,13 +145,18 @@ def mode_run(spec):
     }
 
 
+def rss():
+    """This process's resident set size in bytes."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
 class RssSampler:
     """Samples this process's RSS from /proc every `interval` seconds."""
 
     def __init__(self, interval):
         self.interval = interval
-        self.page = os.sysconf("SC_PAGE_SIZE")
-        self.peak = self.rss()
+        self.peak = rss()
         self.peak_at = 0.0
         self.samples = 0
         self.start = time.perf_counter()
@@ -159,13 +164,9 @@ class RssSampler:
         self.thread = threading.Thread(target=self.run, daemon=True)
         self.thread.start()
 
-    def rss(self):
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * self.page
-
     def run(self):
         while not self.stop_flag.wait(self.interval):
-            r = self.rss()
+            r = rss()
             self.samples += 1
             if r > self.peak:
                 self.peak = r
@@ -185,7 +186,7 @@ def mode_sustained(spec):
     batches = [b.cast(ds.schema) for b in pool]
     sizes = spec["payload_bytes"]
     writer = ds.mem_wal_writer(str(uuid.uuid4()), **writer_options(spec))
-    baseline = RssSampler(0.02).rss()
+    baseline = rss()
     sampler = RssSampler(spec["rss_interval_ms"] / 1000.0)
     start = time.perf_counter()
     puts, payload, _ = put_loop(writer, batches, sizes, spec["seconds"], 1)

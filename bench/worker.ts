@@ -175,6 +175,9 @@ interface ArrowModule {
 /** LanceDB's SDK and the apache-arrow inside its peer range, from bench/.deps. */
 export function loadLanceDb(): { lancedb: LanceDbModule; arrow: ArrowModule } {
   const require = createRequire(join(DEPS_DIR, 'index.js'))
+  // LanceDB's napi-rs loader honours the same override as memwal's: it would
+  // load memwal's addon. memwal's is loaded already (imported at the top).
+  delete process.env.NAPI_RS_NATIVE_LIBRARY_PATH
   try {
     return {
       lancedb: require('@lancedb/lancedb') as LanceDbModule,
