@@ -40,14 +40,17 @@ export declare class NativeShardWriter {
   /**
    * Put the batches of one IPC stream atomically. The bytes are copied
    * before this returns, so the caller may reuse its buffer at once.
+   * A put with nothing to wait for (see `ShardWriter::try_put_now`) is
+   * done before this returns, and the result comes back as is.
    */
-  put(batchesIpc: Uint8Array): Promise<NativePutResult>
+  put(batchesIpc: Uint8Array): NativePutResult | Promise<NativePutResult>
   /**
    * Put batches handed over as their Arrow buffers (see `handoff.rs`):
    * `schema_ipc` is the batches' schema, `rows` the row count of each.
-   * Every buffer is copied once before this returns.
+   * Every buffer is copied once before this returns. Resolved at once
+   * like `put` when there is nothing to wait for.
    */
-  putBuffers(schemaIpc: Uint8Array, rows: Float64Array, nodes: Float64Array, buffers: Array<Uint8Array | undefined | null>): Promise<NativePutResult>
+  putBuffers(schemaIpc: Uint8Array, rows: Float64Array, nodes: Float64Array, buffers: Array<Uint8Array | undefined | null>): NativePutResult | Promise<NativePutResult>
   /** `delete` with the key columns handed over like `put_buffers`. */
   deleteBuffers(schemaIpc: Uint8Array, rows: Float64Array, nodes: Float64Array, buffers: Array<Uint8Array | undefined | null>): Promise<NativePutResult>
   /** Delete rows by primary key: `keys_ipc` holds the key columns. */

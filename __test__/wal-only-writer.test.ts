@@ -124,6 +124,45 @@ describe.each(BACKENDS)('%s backend', (kind) => {
       expect(entries).toHaveLength(1)
       expect(entries[0].numRows).toBe(20)
     })
+
+    it('are queued before put returns while under the budget, and wait once over it', async () => {
+      const root = freshRoot('nondurable-now')
+      const batch = events(0, 100)
+      const writer = await root.writer({
+        schema: batch.schema,
+        config: ShardWriterConfig.defaults()
+          .withEnableMemtable(false)
+          .withDurableWrite(false)
+          .withMaxWalFlushIntervalMs(null),
+      })
+      // Nothing to wait for: the batch is in the queue when put() returns,
+      // before its promise is awaited.
+      const first = writer.put(batch)
+      expect(writer.walStats()).toMatchObject({ nextBatchPosition: 1, pendingBatches: 1 })
+      expect(await first).toEqual({ batchPositions: { start: 0, end: 1 } })
+      await writer.close()
+
+      const tight = freshRoot('nondurable-budget')
+      const budgeted = await tight.writer({
+        schema: batch.schema,
+        config: ShardWriterConfig.defaults()
+          .withEnableMemtable(false)
+          .withDurableWrite(false)
+          .withMaxWalFlushIntervalMs(null)
+          .withMaxUnflushedMemtableBytes(1),
+      })
+      // One byte of budget: the first put fits (the queue was empty) and
+      // stays queued, as no trigger fires; the next one must wait for the
+      // WAL to drain, and all of them still land.
+      const puts = [0, 1, 2, 3].map((i) => budgeted.put(events(i * 100, 100)))
+      expect((await Promise.all(puts)).map((r) => r.batchPositions.start).sort()).toEqual([
+        0, 1, 2, 3,
+      ])
+      expect(budgeted.stats().backpressureCount).toBeGreaterThan(0)
+      await budgeted.close()
+      const rows = (await allEntries(tight, budgeted.shardId)).flatMap((e) => idsOf(e.batches))
+      expect(rows.sort((a, b) => a - b)).toEqual(Array.from({ length: 400 }, (_, i) => i))
+    })
   })
 
   describe('fencing', () => {

@@ -216,11 +216,14 @@ export class ShardWriter implements AsyncDisposable {
       }
     })
     const handoff = tryHandoff(batches)
-    const result = await native(() =>
+    // A put with nothing to wait for (non-durable, under the budget) is done
+    // by the time the native call returns; only the others come as a promise.
+    const now = nativeSync(() =>
       handoff
         ? this.#native.putBuffers(handoff.schemaIpc, handoff.rows, handoff.nodes, handoff.buffers)
         : this.#native.put(batchesToIPC(batches)),
     )
+    const result = now instanceof Promise ? await native(() => now) : now
     if (result.end - result.start !== batches.length) {
       throw new MemWalError(
         'INTERNAL',

@@ -408,6 +408,90 @@ async fn backpressure_waits_for_the_queue_to_drain() {
 }
 
 #[tokio::test]
+async fn try_put_now_queues_non_durable_puts_and_hands_back_those_that_must_wait() {
+    let root = test_root("put-now");
+    let one = memwal_core::memtable::batch_store::estimate_batch_bytes(&batch(0, 100));
+    let config = ShardWriterConfig {
+        durable_write: false,
+        max_wal_buffer_size: one * 100,
+        max_unflushed_memtable_bytes: one * 3,
+        ..wal_only()
+    };
+    let writer = open(&root, None, config).await;
+    let mut done = 0u64;
+    let mut handed_back = 0;
+    for i in 0..20 {
+        let batches = vec![batch(i * 100, 100)];
+        match writer.try_put_now(batches).unwrap() {
+            Ok(result) => {
+                assert_eq!(result.batch_positions, done..done + 1);
+                done += 1;
+            }
+            Err(batches) => {
+                // Over the budget: the batches come back as they were and
+                // nothing was queued; the waiting put takes them instead.
+                assert_eq!(batches.len(), 1);
+                assert_eq!(batches[0].num_rows(), 100);
+                assert_eq!(writer.wal_stats().next_batch_position, done);
+                handed_back += 1;
+                writer.put(batches).await.unwrap();
+                done += 1;
+            }
+        }
+        assert_eq!(writer.wal_stats().next_batch_position, done);
+    }
+    assert!(
+        handed_back > 0,
+        "the budget of 3 batches never held a put back"
+    );
+    assert_eq!(writer.stats().put_count, 20);
+    writer.close().await.unwrap();
+    let all = data_entries(entries(&root, writer.shard_id()).await);
+    let written: Vec<i64> = all.iter().flat_map(|e| ids(&e.batches)).collect();
+    assert_eq!(written, (0..2000).collect::<Vec<_>>());
+    assert_eq!(
+        writer.try_put_now(vec![batch(0, 1)]).unwrap_err().code(),
+        ErrorCode::Closed
+    );
+}
+
+#[tokio::test]
+async fn try_put_now_leaves_durable_puts_and_bad_input_to_the_caller() {
+    let root = test_root("put-now-durable");
+    let writer = open(&root, None, wal_only()).await;
+    let back = writer.try_put_now(vec![batch(0, 5)]).unwrap().unwrap_err();
+    assert_eq!(back[0].num_rows(), 5);
+    assert_eq!(writer.wal_stats().next_batch_position, 0);
+    writer.close().await.unwrap();
+
+    let config = ShardWriterConfig {
+        durable_write: false,
+        ..wal_only()
+    };
+    let writer = open(&root, Some(writer.shard_id()), config).await;
+    let other = arrow_array::RecordBatch::try_new(
+        Arc::new(arrow_schema::Schema::new(vec![arrow_schema::Field::new(
+            "x",
+            arrow_schema::DataType::Int64,
+            false,
+        )])),
+        vec![Arc::new(arrow_array::Int64Array::from(vec![1]))],
+    )
+    .unwrap();
+    let err = writer.try_put_now(vec![other]).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::SchemaMismatch);
+    let err = writer.try_put_now(vec![]).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::InvalidInput);
+    writer.try_put_now(vec![batch(5, 5)]).unwrap().unwrap();
+    writer.close().await.unwrap();
+    let written: Vec<i64> = data_entries(entries(&root, writer.shard_id()).await)
+        .iter()
+        .flat_map(|e| ids(&e.batches))
+        .collect();
+    assert_eq!(written, (5..10).collect::<Vec<_>>());
+}
+
+#[tokio::test]
 async fn bad_puts_get_their_codes_and_leave_the_writer_healthy() {
     let root = test_root("badput");
     let writer = open(&root, None, wal_only()).await;

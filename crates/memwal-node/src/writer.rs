@@ -2,7 +2,7 @@
 
 use memwal_core::read::scan::ScanRequest;
 use memwal_core::{parse_shard_id, OpenOptions, ShardWriter};
-use napi::bindgen_prelude::{Buffer, Float64ArraySlice, PromiseRaw, Uint8ArraySlice};
+use napi::bindgen_prelude::{Buffer, Either, Float64ArraySlice, PromiseRaw, Uint8ArraySlice};
 use napi::Env;
 use napi_derive::napi;
 
@@ -134,6 +134,9 @@ fn manifest_to_js(m: memwal_core::manifest::ShardManifest) -> napi::Result<Nativ
     })
 }
 
+/// A put's result, or the promise of it when the put had to wait.
+type MaybeNow<'env> = Either<NativePutResult, PromiseRaw<'env, NativePutResult>>;
+
 #[napi]
 pub struct NativeShardWriter {
     writer: ShardWriter,
@@ -194,27 +197,25 @@ impl NativeShardWriter {
 
     /// Put the batches of one IPC stream atomically. The bytes are copied
     /// before this returns, so the caller may reuse its buffer at once.
-    #[napi(catch_unwind)]
-    pub fn put<'env>(
-        &self,
-        env: &'env Env,
-        batches_ipc: &[u8],
-    ) -> napi::Result<PromiseRaw<'env, NativePutResult>> {
+    /// A put with nothing to wait for (see `ShardWriter::try_put_now`) is
+    /// done before this returns, and the result comes back as is.
+    #[napi(
+        catch_unwind,
+        ts_return_type = "NativePutResult | Promise<NativePutResult>"
+    )]
+    pub fn put<'env>(&self, env: &'env Env, batches_ipc: &[u8]) -> napi::Result<MaybeNow<'env>> {
         let (_, batches) = js_result(decode_stream(batches_ipc))?;
-        let writer = self.writer.clone();
-        env.spawn_future(async move {
-            let result = guarded(writer.put(batches)).await?;
-            Ok(NativePutResult {
-                start: js_number(result.batch_positions.start)?,
-                end: js_number(result.batch_positions.end)?,
-            })
-        })
+        self.put_batches(env, batches)
     }
 
     /// Put batches handed over as their Arrow buffers (see `handoff.rs`):
     /// `schema_ipc` is the batches' schema, `rows` the row count of each.
-    /// Every buffer is copied once before this returns.
-    #[napi(catch_unwind, ts_return_type = "Promise<NativePutResult>")]
+    /// Every buffer is copied once before this returns. Resolved at once
+    /// like `put` when there is nothing to wait for.
+    #[napi(
+        catch_unwind,
+        ts_return_type = "NativePutResult | Promise<NativePutResult>"
+    )]
     pub fn put_buffers<'env>(
         &self,
         env: &'env Env,
@@ -222,10 +223,25 @@ impl NativeShardWriter {
         rows: Float64ArraySlice,
         nodes: Float64ArraySlice,
         buffers: Vec<Option<Uint8ArraySlice>>,
-    ) -> napi::Result<PromiseRaw<'env, NativePutResult>> {
+    ) -> napi::Result<MaybeNow<'env>> {
         let batches = self.import(schema_ipc, &rows, &nodes, &buffers)?;
-        let writer = self.writer.clone();
-        env.spawn_future(async move { put_result(guarded(writer.put(batches)).await?) })
+        self.put_batches(env, batches)
+    }
+
+    fn put_batches<'env>(
+        &self,
+        env: &'env Env,
+        batches: Vec<arrow_array::RecordBatch>,
+    ) -> napi::Result<MaybeNow<'env>> {
+        match js_result(self.writer.try_put_now(batches))? {
+            Ok(done) => Ok(Either::A(put_result(done)?)),
+            Err(batches) => {
+                let writer = self.writer.clone();
+                let pending = env
+                    .spawn_future(async move { put_result(guarded(writer.put(batches)).await?) })?;
+                Ok(Either::B(pending))
+            }
+        }
     }
 
     /// `delete` with the key columns handed over like `put_buffers`.
