@@ -68,6 +68,14 @@ impl std::fmt::Debug for StorageOptions {
 }
 
 impl StorageOptions {
+    #[cfg(not(feature = "s3"))]
+    fn s3_store(&self, _bucket: &str) -> Result<Arc<dyn ObjectStore>> {
+        Err(Error::invalid_config(
+            "This build of memwal-core has no S3 support (feature `s3`)",
+        ))
+    }
+
+    #[cfg(feature = "s3")]
     fn s3_store(&self, bucket: &str) -> Result<Arc<dyn ObjectStore>> {
         use object_store::aws::AmazonS3Builder;
         let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
