@@ -280,13 +280,7 @@ impl NativeShardWriter {
     ) -> napi::Result<PromiseRaw<'env, NativePutResult>> {
         let (_, keys) = js_result(decode_stream(keys_ipc))?;
         let writer = self.writer.clone();
-        env.spawn_future(async move {
-            let result = guarded(writer.delete(keys)).await?;
-            Ok(NativePutResult {
-                start: js_number(result.batch_positions.start)?,
-                end: js_number(result.batch_positions.end)?,
-            })
-        })
+        env.spawn_future(async move { put_result(guarded(writer.delete(keys)).await?) })
     }
 
     #[napi(catch_unwind)]

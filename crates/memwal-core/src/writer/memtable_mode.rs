@@ -241,12 +241,12 @@ impl MemTables {
         }
     }
 
-    /// Backpressure: wait while unflushed bytes are at or above the budget.
     /// Whether a put would wait in [`wait_for_budget`](Self::wait_for_budget).
     pub fn over_budget(&self) -> bool {
         self.unflushed_bytes() >= self.limits.max_unflushed_bytes
     }
 
+    /// Backpressure: wait while unflushed bytes are at or above the budget.
     pub async fn wait_for_budget(&self, queue: &WalQueue, counters: &WriterCounters) -> Result<()> {
         let pressure = Pressure {
             budget: self.limits.max_unflushed_bytes,

@@ -366,13 +366,7 @@ impl ShardWriter {
         let started = Instant::now();
         self.ensure_usable()?;
         let batches = self.live_rows(batches)?;
-        let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
-        let sizes: Vec<u64> = batches.iter().map(estimate_batch_bytes).collect();
-        let range = match &self.inner.memtables {
-            Some(tables) => tables.insert(&self.inner.queue, batches, &sizes, false),
-            None => self.inner.queue.push(batches, &sizes, false),
-        }
-        .map_err(|e| self.shard_err(e))?;
+        let (range, rows) = self.enqueue(batches, false)?;
         Ok(Ok(self.acknowledged(range, rows, started)))
     }
 
@@ -418,24 +412,18 @@ impl ShardWriter {
 
     /// The shared tail of put and delete: rows already in the stored schema.
     async fn write_rows(&self, batches: Vec<RecordBatch>, started: Instant) -> Result<PutResult> {
-        let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
-        let sizes: Vec<u64> = batches.iter().map(estimate_batch_bytes).collect();
         let durable = self.inner.config.durable_write;
-        let range = match &self.inner.memtables {
+        match &self.inner.memtables {
             Some(tables) => {
                 tables
                     .wait_for_budget(&self.inner.queue, &self.inner.counters)
                     .await
                     .map_err(|e| self.shard_err(e))?;
                 self.ensure_usable()?;
-                tables.insert(&self.inner.queue, batches, &sizes, durable)
             }
-            None => {
-                self.wait_for_budget().await?;
-                self.inner.queue.push(batches, &sizes, durable)
-            }
+            None => self.wait_for_budget().await?,
         }
-        .map_err(|e| self.shard_err(e))?;
+        let (range, rows) = self.enqueue(batches, durable)?;
         if durable {
             self.inner
                 .queue
@@ -444,6 +432,21 @@ impl ShardWriter {
                 .map_err(|e| self.shard_err(e))?;
         }
         Ok(self.acknowledged(range, rows, started))
+    }
+
+    /// Queue `batches` for the WAL (and insert them into the active
+    /// MemTable) without waiting; `urgent` asks for an append at once.
+    /// Returns their batch positions and row count.
+    fn enqueue(&self, batches: Vec<RecordBatch>, urgent: bool) -> Result<(Range<u64>, usize)> {
+        let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+        let sizes: Vec<u64> = batches.iter().map(estimate_batch_bytes).collect();
+        let queue = &self.inner.queue;
+        let range = match &self.inner.memtables {
+            Some(tables) => tables.insert(queue, batches, &sizes, urgent),
+            None => queue.push(batches, &sizes, urgent),
+        }
+        .map_err(|e| self.shard_err(e))?;
+        Ok((range, rows))
     }
 
     /// Count an acknowledged put.
