@@ -5,7 +5,7 @@ use std::sync::Arc;
 use arrow_array::RecordBatch;
 use arrow_buffer::Buffer;
 use arrow_ipc::reader::StreamDecoder;
-use arrow_ipc::writer::StreamWriter;
+use arrow_ipc::writer::StreamEncoder;
 use arrow_schema::{Schema, SchemaRef};
 use memwal_core::Error;
 
@@ -30,21 +30,22 @@ pub fn decode_stream(bytes: &[u8]) -> memwal_core::Result<(SchemaRef, Vec<Record
     Ok((schema, batches))
 }
 
-/// Encode batches (possibly none) as one IPC stream.
+/// Encode batches (possibly none) as one IPC stream. Arrow's encoder hands
+/// out the batches' own buffers, so each byte is copied once, into `out`.
 pub fn encode_stream(schema: &Schema, batches: &[RecordBatch]) -> memwal_core::Result<Vec<u8>> {
+    let failed =
+        |e: arrow_schema::ArrowError| Error::internal(format!("Cannot encode Arrow IPC: {e}"));
     let size: usize = batches.iter().map(RecordBatch::get_array_memory_size).sum();
     let mut out = Vec::with_capacity(size + 512);
-    let mut writer = StreamWriter::try_new(&mut out, schema)
-        .map_err(|e| Error::internal(format!("Cannot encode Arrow IPC: {e}")))?;
+    let mut encoder = StreamEncoder::try_new(schema).map_err(failed)?;
     for batch in batches {
-        writer
-            .write(batch)
-            .map_err(|e| Error::internal(format!("Cannot encode Arrow IPC: {e}")))?;
+        for buffer in encoder.encode(batch).map_err(failed)? {
+            out.extend_from_slice(&buffer);
+        }
     }
-    writer
-        .finish()
-        .map_err(|e| Error::internal(format!("Cannot encode Arrow IPC: {e}")))?;
-    drop(writer);
+    for buffer in encoder.finish().map_err(failed)? {
+        out.extend_from_slice(&buffer);
+    }
     Ok(out)
 }
 

@@ -172,17 +172,17 @@ impl StorageRoot {
         path
     }
 
-    /// Write `bytes` at `path` only if nothing is there yet.
-    pub async fn put_if_absent(&self, path: &Path, bytes: Bytes) -> Result<CreateOutcome> {
+    /// Write `payload` at `path` only if nothing is there yet.
+    pub async fn put_if_absent(
+        &self,
+        path: &Path,
+        payload: impl Into<PutPayload>,
+    ) -> Result<CreateOutcome> {
         let options = PutOptions {
             mode: PutMode::Create,
             ..Default::default()
         };
-        match self
-            .store
-            .put_opts(path, PutPayload::from(bytes), options)
-            .await
-        {
+        match self.store.put_opts(path, payload.into(), options).await {
             Ok(_) => Ok(CreateOutcome::Created),
             Err(object_store::Error::AlreadyExists { .. })
             | Err(object_store::Error::Precondition { .. }) => Ok(CreateOutcome::AlreadyExists),

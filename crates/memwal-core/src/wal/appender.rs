@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
+use object_store::PutPayload;
 
 use super::codec::encode_fence_sentinel;
 use super::discover::next_free_position;
@@ -99,7 +100,8 @@ impl WalAppender {
     /// moved, in which case the tip is found again. Store errors retry the
     /// same position with backoff; when retries run out the error is
     /// returned and the caller must treat the writer as poisoned.
-    pub async fn append(&mut self, entry: Bytes) -> Result<u64> {
+    pub async fn append(&mut self, entry: impl Into<PutPayload>) -> Result<u64> {
+        let entry = entry.into();
         let mut conflicts = 0;
         loop {
             let position = self.next_position;
@@ -137,7 +139,7 @@ impl WalAppender {
         }
     }
 
-    async fn create_at(&self, position: u64, entry: &Bytes) -> Result<Slot> {
+    async fn create_at(&self, position: u64, entry: &PutPayload) -> Result<Slot> {
         let path = self.root.path(&self.layout.wal_entry(position));
         let mut failures = 0u32;
         loop {
@@ -212,8 +214,19 @@ impl WalAppender {
     }
 
     /// Entries carry their writer's epoch, so equal bytes mean our write.
-    fn owner(stored: &Bytes, entry: &Bytes) -> Slot {
-        if stored == entry {
+    fn owner(stored: &Bytes, entry: &PutPayload) -> Slot {
+        let mut rest = &stored[..];
+        let same = stored.len() == entry.content_length()
+            && entry
+                .iter()
+                .all(|chunk| match rest.split_at_checked(chunk.len()) {
+                    Some((head, tail)) if head == &chunk[..] => {
+                        rest = tail;
+                        true
+                    }
+                    _ => false,
+                });
+        if same {
             Slot::Ours
         } else {
             Slot::Taken
@@ -236,6 +249,24 @@ mod tests {
         max_retries: 2,
         base_delay: Duration::from_millis(1),
     };
+
+    #[test]
+    fn owner_compares_stored_bytes_with_every_chunk_of_the_entry() {
+        let entry: PutPayload = [Bytes::from_static(b"head"), Bytes::from_static(b"body")]
+            .into_iter()
+            .collect();
+        let ours = |stored: &'static [u8]| {
+            matches!(
+                WalAppender::owner(&Bytes::from_static(stored), &entry),
+                Slot::Ours
+            )
+        };
+        assert!(ours(b"headbody"));
+        assert!(!ours(b"headbodx"));
+        assert!(!ours(b"headbod"));
+        assert!(!ours(b"headbodyy"));
+        assert!(!ours(b""));
+    }
 
     #[tokio::test]
     async fn appends_are_dense_from_one() {

@@ -7,9 +7,10 @@ use std::sync::Arc;
 use arrow_array::RecordBatch;
 use arrow_buffer::Buffer;
 use arrow_ipc::reader::StreamDecoder;
-use arrow_ipc::writer::StreamWriter;
+use arrow_ipc::writer::{StreamEncoder, StreamWriter};
 use arrow_schema::{Schema, SchemaRef};
 use bytes::Bytes;
+use object_store::{PutPayload, PutPayloadMut};
 
 use crate::error::{Error, Result};
 
@@ -40,31 +41,61 @@ impl WalEntry {
     }
 }
 
-/// Encode `batches` (all sharing `schema`'s fields) as one entry for `epoch`.
-pub fn encode_entry(epoch: u64, schema: &Schema, batches: &[RecordBatch]) -> Result<Bytes> {
+/// Buffers at least this large go to the store as chunks of their own,
+/// shared with the batch; smaller ones (message headers, padding, the
+/// columns of small batches) are gathered into blocks, so a WAL entry of
+/// many small puts is still a handful of writes.
+const SHARED_BUFFER_MIN: usize = 64 * 1024;
+/// Size of the blocks small buffers are gathered into.
+const GATHER_BLOCK: usize = 256 * 1024;
+
+/// Encode `batches` (all sharing `schema`'s fields) as one entry for
+/// `epoch`, as the chunks the store writes one after another.
+///
+/// Record batch bodies are not copied into one contiguous buffer first:
+/// large Arrow buffers become chunks of the payload that point at the
+/// batch's own memory, and the bytes on the store are exactly those of
+/// Arrow's `StreamWriter` (a test checks this).
+pub fn encode_entry_payload(
+    epoch: u64,
+    schema: &Schema,
+    batches: &[RecordBatch],
+) -> Result<PutPayload> {
     if batches.is_empty() {
         return Err(Error::invalid_input("Cannot write empty batch list"));
     }
     let mut metadata = schema.metadata().clone();
     metadata.insert(WRITER_EPOCH_KEY.to_string(), epoch.to_string());
     let entry_schema = Schema::new_with_metadata(schema.fields().clone(), metadata);
-    let body: u64 = batches
-        .iter()
-        .map(crate::memtable::batch_store::estimate_batch_bytes)
-        .sum();
-    let mut out = Vec::with_capacity(body as usize + 1024);
-    let mut writer = StreamWriter::try_new(&mut out, &entry_schema)
+    let mut encoder = StreamEncoder::try_new(&entry_schema)
         .map_err(|e| Error::internal(format!("Cannot start WAL entry: {e}")))?;
+    let mut payload = PutPayloadMut::new().with_block_size(GATHER_BLOCK);
+    let mut add = |buffers: Vec<Buffer>| {
+        for buffer in buffers {
+            if buffer.len() >= SHARED_BUFFER_MIN {
+                payload.push(Bytes::from_owner(buffer));
+            } else {
+                payload.extend_from_slice(&buffer);
+            }
+        }
+    };
     for batch in batches {
-        writer
-            .write(batch)
+        let buffers = encoder
+            .encode(batch)
             .map_err(|e| Error::internal(format!("Cannot encode WAL batch: {e}")))?;
+        add(buffers);
     }
-    writer
+    let end = encoder
         .finish()
         .map_err(|e| Error::internal(format!("Cannot finish WAL entry: {e}")))?;
-    drop(writer);
-    Ok(Bytes::from(out))
+    add(end);
+    Ok(payload.freeze())
+}
+
+/// [`encode_entry_payload`] as one contiguous buffer, for callers that
+/// want the entry's bytes rather than something to write.
+pub fn encode_entry(epoch: u64, schema: &Schema, batches: &[RecordBatch]) -> Result<Bytes> {
+    encode_entry_payload(epoch, schema, batches).map(Bytes::from)
 }
 
 /// The data-less entry a new writer puts at the WAL tip to fence older epochs.
@@ -271,6 +302,107 @@ mod tests {
             entry.schema.metadata().get("app").map(String::as_str),
             Some("demo")
         );
+    }
+
+    /// What Arrow's own stream writer makes of the same entry.
+    fn stream_writer_bytes(epoch: u64, schema: &Schema, batches: &[RecordBatch]) -> Vec<u8> {
+        let mut metadata = schema.metadata().clone();
+        metadata.insert(WRITER_EPOCH_KEY.to_string(), epoch.to_string());
+        let schema = Schema::new_with_metadata(schema.fields().clone(), metadata);
+        let mut out = Vec::new();
+        let mut writer = StreamWriter::try_new(&mut out, &schema).unwrap();
+        for batch in batches {
+            writer.write(batch).unwrap();
+        }
+        writer.finish().unwrap();
+        drop(writer);
+        out
+    }
+
+    /// A batch with large buffers, nulls, a dictionary column and a list.
+    fn wide_batch(rows: usize) -> RecordBatch {
+        use arrow_array::builder::{ListBuilder, StringDictionaryBuilder};
+        use arrow_array::types::Int32Type;
+        use arrow_array::{ArrayRef, Float32Array};
+        let ids = Int64Array::from_iter((0..rows as i64).map(|i| (i % 7 != 0).then_some(i)));
+        let floats = Float32Array::from_iter_values((0..rows * 32).map(|i| i as f32 * 0.5));
+        let vectors = arrow_array::FixedSizeListArray::new(
+            Arc::new(Field::new("item", DataType::Float32, true)),
+            32,
+            Arc::new(floats),
+            None,
+        );
+        let text =
+            StringArray::from_iter((0..rows).map(|i| (i % 5 != 0).then(|| format!("row {i}"))));
+        let mut tags = StringDictionaryBuilder::<Int32Type>::new();
+        let mut lists = ListBuilder::new(arrow_array::builder::Int64Builder::new());
+        for i in 0..rows {
+            tags.append_value(["red", "green", "blue"][i % 3]);
+            lists.values().append_slice(&vec![i as i64; i % 4]);
+            lists.append(i % 9 != 0);
+        }
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(ids),
+            Arc::new(vectors),
+            Arc::new(text),
+            Arc::new(tags.finish()),
+            Arc::new(lists.finish()),
+        ];
+        RecordBatch::try_from_iter(
+            ["id", "vector", "text", "tag", "list"]
+                .into_iter()
+                .zip(columns),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn payload_bytes_are_those_of_arrows_stream_writer() {
+        let wide = wide_batch(3000);
+        let cases: Vec<(Arc<Schema>, Vec<RecordBatch>)> = vec![
+            (schema(), vec![batch(&[1, 2]), batch(&[3])]),
+            (wide.schema(), vec![wide.clone()]),
+            (
+                wide.schema(),
+                vec![wide.slice(1, 2500), wide.slice(7, 3), wide.clone()],
+            ),
+        ];
+        for (schema, batches) in cases {
+            let payload = encode_entry_payload(5, &schema, &batches).unwrap();
+            let mut joined = Vec::new();
+            for chunk in &payload {
+                joined.extend_from_slice(chunk);
+            }
+            assert_eq!(joined.len(), payload.content_length());
+            assert_eq!(joined, stream_writer_bytes(5, &schema, &batches));
+            let entry = decode_entry(1, Bytes::from(joined)).unwrap();
+            assert_eq!(entry.batches.len(), batches.len());
+            for (got, put) in entry.batches.iter().zip(&batches) {
+                assert_eq!(got.columns(), put.columns());
+            }
+        }
+    }
+
+    #[test]
+    fn large_buffers_are_written_from_the_batch_without_a_copy() {
+        let wide = wide_batch(3000);
+        let vector_values = wide
+            .column(1)
+            .as_any()
+            .downcast_ref::<arrow_array::FixedSizeListArray>()
+            .unwrap()
+            .values()
+            .to_data()
+            .buffers()[0]
+            .as_ptr();
+        let payload = encode_entry_payload(1, &wide.schema(), std::slice::from_ref(&wide)).unwrap();
+        assert!(
+            payload.iter().any(|chunk| chunk.as_ptr() == vector_values),
+            "the 384 KB vector buffer was copied"
+        );
+        // Small buffers are gathered: a few chunks, not one per buffer.
+        let small = encode_entry_payload(1, &schema(), &vec![batch(&[1, 2, 3]); 200]).unwrap();
+        assert!(small.iter().count() <= 2, "{} chunks", small.iter().count());
     }
 
     #[test]

@@ -8,7 +8,9 @@ pub mod names;
 pub mod tailer;
 
 pub use appender::{RetryPolicy, WalAppender};
-pub use codec::{decode_entry, encode_entry, encode_fence_sentinel, WalEntry};
+pub use codec::{
+    decode_entry, encode_entry, encode_entry_payload, encode_fence_sentinel, WalEntry,
+};
 pub use tailer::WalTailer;
 
 /// File extension of WAL entries (the content is an IPC *stream*).

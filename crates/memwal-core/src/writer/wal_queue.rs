@@ -24,7 +24,7 @@ use tokio::time::Instant;
 
 use super::stats::WriterCounters;
 use crate::error::{Error, Result};
-use crate::wal::{encode_entry, WalAppender};
+use crate::wal::{encode_entry_payload, WalAppender};
 
 /// When the queue appends on its own.
 #[derive(Debug, Clone, Copy)]
@@ -367,9 +367,9 @@ impl WalQueue {
                 }
                 Action::Append(batches) => {
                     let started = std::time::Instant::now();
-                    let result = match encode_entry(appender.epoch(), &schema, &batches) {
+                    let result = match encode_entry_payload(appender.epoch(), &schema, &batches) {
                         Ok(entry) => {
-                            let len = entry.len() as u64;
+                            let len = entry.content_length() as u64;
                             let io_started = std::time::Instant::now();
                             let appended = appender.append(entry).await;
                             WriterCounters::add_time(
