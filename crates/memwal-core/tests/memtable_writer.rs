@@ -692,3 +692,49 @@ async fn committing_the_same_generation_twice_lists_it_once() {
     assert_eq!(m.flushed_generations[0].path, "aaaaaaaa_gen_1");
     assert_eq!(manifests.list_versions().await.unwrap(), vec![1, 2]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_next_generation_is_written_while_the_one_before_is_still_being_written() {
+    let (root, store) = flaky_root("no faults here");
+    let (gen2_started, gen2_has_started) = tokio::sync::oneshot::channel::<()>();
+    // Generation 1's Parquet write waits until generation 2's has begun, so
+    // a flusher that writes one generation at a time never finishes.
+    store.before_first_put(
+        "_gen_1/",
+        Box::new(move || {
+            Box::pin(async move {
+                let _ = gen2_has_started.await;
+            })
+        }),
+    );
+    store.before_first_put(
+        "_gen_2/",
+        Box::new(move || {
+            Box::pin(async move {
+                let _ = gen2_started.send(());
+            })
+        }),
+    );
+    let config = ShardWriterConfig {
+        max_memtable_batches: 1,
+        ..memtable()
+    };
+    let writer = open(&root, None, config).await;
+    writer.put(vec![batch(0, 5)]).await.unwrap(); // generation 1 freezes (full)
+    writer.put(vec![batch(5, 7)]).await.unwrap(); // generation 2 freezes (full)
+    within(
+        "generations 1 and 2 written side by side",
+        writer.wait_for_flush_drain(),
+    )
+    .await
+    .unwrap();
+    // Written out of order, committed in order.
+    let m = manifest(&root, writer.shard_id()).await;
+    let committed: Vec<_> = m
+        .flushed_generations
+        .iter()
+        .map(|g| (g.generation, g.physical_rows))
+        .collect();
+    assert_eq!(committed, vec![(1, Some(5)), (2, Some(7))]);
+    writer.close().await.unwrap();
+}

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
 
 use super::backpressure::{wait_under_budget, Pressure};
 use super::stats::WriterCounters;
@@ -17,7 +18,7 @@ use super::wal_queue::WalQueue;
 use crate::error::{Error, ErrorCode, Result};
 use crate::flush::{commit_generation, write_generation, FlushCompression};
 use crate::layout::ShardLayout;
-use crate::manifest::ManifestStore;
+use crate::manifest::{FlushedGeneration, ManifestStore};
 use crate::memtable::MemTable;
 use crate::store::StorageRoot;
 
@@ -324,55 +325,121 @@ fn is_terminal(err: &Error) -> bool {
     matches!(err.code(), ErrorCode::Fenced | ErrorCode::Closed)
 }
 
+/// Parquet files written ahead of the oldest uncommitted generation. The
+/// next generation is encoded and written while the one before it is still
+/// being written, synced or committed, which keeps a second core busy;
+/// commits stay strictly in generation order.
+const WRITES_AHEAD: usize = 2;
+
+/// A generation's Parquet file, on the store and waiting for its commit.
+struct Written {
+    generation: FlushedGeneration,
+    covered: u64,
+    started: Instant,
+}
+
+/// Parquet writes in flight, oldest first. Dropping it (the flush task was
+/// aborted) stops them too.
+#[derive(Default)]
+struct WritesInFlight(VecDeque<(Arc<Frozen>, JoinHandle<Result<Written>>)>);
+
+impl WritesInFlight {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Wait for the oldest write. Cancel-safe: the write stays queued until
+    /// it has finished.
+    async fn oldest(&mut self) -> (Arc<Frozen>, Result<Written>) {
+        let (_, handle) = self.0.front_mut().expect("a write is in flight");
+        let joined = handle.await;
+        let (frozen, _) = self.0.pop_front().expect("a write is in flight");
+        let written = joined.unwrap_or_else(|err| {
+            Err(Error::internal(format!(
+                "Writing the Parquet file of generation {} failed: {err}",
+                frozen.table.generation()
+            )))
+        });
+        (frozen, written)
+    }
+}
+
+impl Drop for WritesInFlight {
+    fn drop(&mut self) {
+        for (_, handle) in &self.0 {
+            handle.abort();
+        }
+    }
+}
+
+enum Step {
+    Frozen(Option<Arc<Frozen>>),
+    Written(Arc<Frozen>, Result<Written>),
+}
+
 impl Flusher {
-    /// Flush frozen MemTables in the order they froze, each until it commits.
+    /// Flush frozen MemTables in the order they froze, each until it
+    /// commits; up to [`WRITES_AHEAD`] Parquet files are written at once.
     pub async fn run(self, mut incoming: mpsc::UnboundedReceiver<Arc<Frozen>>) {
-        while let Some(frozen) = incoming.recv().await {
-            if let Err(err) = self.flush_until_committed(&frozen).await {
+        let this = Arc::new(self);
+        let mut writing = WritesInFlight::default();
+        let mut open = true;
+        loop {
+            let busy = writing.len() > 0;
+            let can_take = open && writing.len() < WRITES_AHEAD;
+            let step = tokio::select! {
+                biased;
+                (frozen, written) = writing.oldest(), if busy => Step::Written(frozen, written),
+                frozen = incoming.recv(), if can_take => Step::Frozen(frozen),
+                else => return,
+            };
+            let (frozen, outcome) = match step {
+                Step::Frozen(Some(frozen)) => {
+                    let write = tokio::spawn(this.clone().write_until_written(frozen.clone()));
+                    writing.0.push_back((frozen, write));
+                    continue;
+                }
+                Step::Frozen(None) => {
+                    open = false;
+                    continue;
+                }
+                Step::Written(frozen, Ok(written)) => {
+                    let committed = this.commit_until_committed(&frozen, written).await;
+                    (frozen, committed)
+                }
+                Step::Written(frozen, Err(err)) => (frozen, Err(err)),
+            };
+            if let Err(err) = outcome {
                 tracing::error!(
                     generation = frozen.table.generation(),
                     "MemTable flush stopped: {err}"
                 );
-                self.tables.progress.send_modify(|p| p.failure = Some(err));
+                this.tables.progress.send_modify(|p| p.failure = Some(err));
                 return;
             }
         }
     }
 
-    async fn flush_until_committed(&self, frozen: &Arc<Frozen>) -> Result<()> {
+    /// Write the generation's Parquet file, retrying until it is written.
+    async fn write_until_written(self: Arc<Self>, frozen: Arc<Frozen>) -> Result<Written> {
+        let started = Instant::now();
         let mut attempts = 0u32;
         loop {
             attempts += 1;
-            match self.flush_once(frozen).await {
-                Ok(()) => return Ok(()),
-                Err(err) if is_terminal(&err) || self.queue.failure().is_some() => return Err(err),
-                Err(err) => {
-                    tracing::warn!(
-                        generation = frozen.table.generation(),
-                        attempts,
-                        "MemTable flush failed, will retry: {err}"
-                    );
-                    self.tables
-                        .progress
-                        .send_modify(|p| p.last_error = Some(err.clone()));
-                    if *self.closing.borrow() && attempts >= CLOSE_FLUSH_ATTEMPTS {
-                        return Err(err);
-                    }
-                    let delay = Duration::from_millis(100)
-                        .saturating_mul(1 << attempts.min(6))
-                        .min(MAX_FLUSH_BACKOFF);
-                    let mut closing = self.closing.clone();
-                    tokio::select! {
-                        _ = tokio::time::sleep(delay) => {}
-                        _ = closing.wait_for(|c| *c) => {}
-                    }
+            match self.write_once(&frozen).await {
+                Ok((generation, covered)) => {
+                    return Ok(Written {
+                        generation,
+                        covered,
+                        started,
+                    })
                 }
+                Err(err) => self.retry_later(&frozen, attempts, err).await?,
             }
         }
     }
 
-    async fn flush_once(&self, frozen: &Arc<Frozen>) -> Result<()> {
-        let started = Instant::now();
+    async fn write_once(&self, frozen: &Arc<Frozen>) -> Result<(FlushedGeneration, u64)> {
         let table = &frozen.table;
         let end = table.end_position();
         let covered = match frozen.covered_entry {
@@ -394,19 +461,73 @@ impl Flusher {
             self.tables.limits.compression,
         )
         .await?;
-        commit_generation(&self.manifests, self.epoch, generation, covered).await?;
-        self.queue.forget_entries_through(end);
+        Ok((generation, covered))
+    }
+
+    /// Commit a written generation, retrying the commit (never the write:
+    /// a commit that landed but reported an error is recognised by its
+    /// generation number).
+    async fn commit_until_committed(&self, frozen: &Arc<Frozen>, written: Written) -> Result<()> {
+        let table = &frozen.table;
+        let mut attempts = 0u32;
+        loop {
+            attempts += 1;
+            let committed = commit_generation(
+                &self.manifests,
+                self.epoch,
+                written.generation.clone(),
+                written.covered,
+            )
+            .await;
+            match committed {
+                Ok(_) => break,
+                Err(err) => self.retry_later(frozen, attempts, err).await?,
+            }
+        }
+        self.queue.forget_entries_through(table.end_position());
         self.tables.committed(frozen);
         WriterCounters::add(&self.counters.memtable_flush_count, 1);
         WriterCounters::add(&self.counters.memtable_flush_rows, table.row_count());
-        WriterCounters::add_time(&self.counters.memtable_flush_time_ns, started.elapsed());
+        WriterCounters::add_time(
+            &self.counters.memtable_flush_time_ns,
+            written.started.elapsed(),
+        );
         tracing::info!(
             generation = table.generation(),
             rows = table.row_count(),
-            covered_wal_entry = covered,
-            ms = started.elapsed().as_millis() as u64,
+            covered_wal_entry = written.covered,
+            ms = written.started.elapsed().as_millis() as u64,
             "MemTable flushed"
         );
+        Ok(())
+    }
+
+    /// After failed attempt number `attempts`: give up on a terminal error,
+    /// a poisoned WAL, or when closing has used its attempts; otherwise
+    /// record the error and wait before the next attempt.
+    async fn retry_later(&self, frozen: &Arc<Frozen>, attempts: u32, err: Error) -> Result<()> {
+        if is_terminal(&err) || self.queue.failure().is_some() {
+            return Err(err);
+        }
+        tracing::warn!(
+            generation = frozen.table.generation(),
+            attempts,
+            "MemTable flush failed, will retry: {err}"
+        );
+        self.tables
+            .progress
+            .send_modify(|p| p.last_error = Some(err.clone()));
+        if *self.closing.borrow() && attempts >= CLOSE_FLUSH_ATTEMPTS {
+            return Err(err);
+        }
+        let delay = Duration::from_millis(100)
+            .saturating_mul(1 << attempts.min(6))
+            .min(MAX_FLUSH_BACKOFF);
+        let mut closing = self.closing.clone();
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = closing.wait_for(|c| *c) => {}
+        }
         Ok(())
     }
 }

@@ -100,6 +100,8 @@ pub struct FaultStore {
     pub injected: AtomicUsize,
     /// Run once, before the first read or listing under the fragment.
     read_hook: Mutex<Option<(String, ReadHook)>>,
+    /// Each run once, before the first put under its fragment.
+    put_hooks: Mutex<Vec<(String, ReadHook)>>,
 }
 
 /// Work a test slips in between two steps of the code under test.
@@ -135,6 +137,7 @@ impl FaultStore {
             error_kind: Mutex::new(std::io::ErrorKind::Other),
             injected: AtomicUsize::new(0),
             read_hook: Mutex::new(None),
+            put_hooks: Mutex::new(Vec::new()),
         }
     }
 
@@ -142,6 +145,15 @@ impl FaultStore {
     /// containing `fragment`, to interleave another writer at an exact point.
     pub fn before_first_read(&self, fragment: &str, hook: ReadHook) {
         *self.read_hook.lock().unwrap() = Some((fragment.to_string(), hook));
+    }
+
+    /// Run `hook` (once) just before the first put of a path containing
+    /// `fragment`; several hooks with different fragments can wait.
+    pub fn before_first_put(&self, fragment: &str, hook: ReadHook) {
+        self.put_hooks
+            .lock()
+            .unwrap()
+            .push((fragment.to_string(), hook));
     }
 
     /// A wrapper that does nothing until told to.
@@ -299,6 +311,16 @@ impl ObjectStore for FaultStore {
         payload: PutPayload,
         opts: PutOptions,
     ) -> Result<PutResult> {
+        let hook = {
+            let mut hooks = self.put_hooks.lock().unwrap();
+            hooks
+                .iter()
+                .position(|(fragment, _)| location.as_ref().contains(fragment.as_str()))
+                .map(|i| hooks.remove(i).1)
+        };
+        if let Some(hook) = hook {
+            hook().await;
+        }
         let verdict = self.enter(Op::Put, Some(location)).await;
         let land = match verdict {
             Verdict::Fail { land } => Some(land),
