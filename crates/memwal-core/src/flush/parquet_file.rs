@@ -57,6 +57,11 @@ impl FlushCompression {
     }
 }
 
+/// The encoder keeps a whole row group in memory before it joins the file,
+/// so a generation written as one row group costs its size twice while it is
+/// encoded. Wide rows (vectors) reach this size well before the row limit.
+const MAX_ROW_GROUP_BYTES: usize = 8 << 20;
+
 /// Dictionary encoding only where values tend to repeat: top-level strings,
 /// binaries and Arrow dictionaries. Elsewhere, above all in float vectors, it
 /// hashes every value only to fall back to plain pages once the dictionary
@@ -69,6 +74,7 @@ fn writer_properties(
     let mut props = WriterProperties::builder()
         .set_compression(compression.codec())
         .set_max_row_group_row_count(Some(128 * 1024))
+        .set_max_row_group_bytes(Some(MAX_ROW_GROUP_BYTES))
         .set_dictionary_enabled(false);
     for field in schema.fields() {
         if matches!(
@@ -190,5 +196,39 @@ mod tests {
         assert!(!dictionary(0), "id");
         assert!(!dictionary(1), "vector");
         assert!(dictionary(2), "text");
+    }
+
+    #[test]
+    fn wide_rows_are_cut_into_row_groups_by_encoded_size() {
+        let item = Arc::new(Field::new("item", DataType::Float32, true));
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "vector",
+            DataType::FixedSizeList(item.clone(), 128),
+            false,
+        )]));
+        // 20,000 rows of 512-byte vectors: 10.24 MB, far below the row limit.
+        let rows = 20_000;
+        let batches: Vec<RecordBatch> = (0..10)
+            .map(|b| {
+                let values = Float32Array::from_iter_values(
+                    (0..rows / 10 * 128).map(|i| (b * rows * 128 + i) as f32),
+                );
+                let vectors = FixedSizeListArray::new(item.clone(), 128, Arc::new(values), None);
+                RecordBatch::try_new(schema.clone(), vec![Arc::new(vectors)]).unwrap()
+            })
+            .collect();
+        let file = encode(schema, &batches, FlushCompression::None).unwrap();
+        let reader = SerializedFileReader::new(Bytes::from(file)).unwrap();
+        let groups = reader.metadata().row_groups();
+        assert!(groups.len() >= 2, "{} row group(s)", groups.len());
+        let total: i64 = groups.iter().map(|g| g.num_rows()).sum();
+        assert_eq!(total, rows as i64);
+        for group in groups {
+            assert!(
+                group.total_byte_size() as usize <= MAX_ROW_GROUP_BYTES + (1 << 20),
+                "a row group of {} bytes",
+                group.total_byte_size()
+            );
+        }
     }
 }
