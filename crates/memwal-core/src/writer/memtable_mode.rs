@@ -348,6 +348,16 @@ impl WritesInFlight {
         self.0.len()
     }
 
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Start writing `frozen`'s Parquet file on its own task.
+    fn start(&mut self, flusher: &Arc<Flusher>, frozen: Arc<Frozen>) {
+        let write = tokio::spawn(flusher.clone().write_until_written(frozen.clone()));
+        self.0.push_back((frozen, write));
+    }
+
     /// Wait for the oldest write. Cancel-safe: the write stays queued until
     /// it has finished.
     async fn oldest(&mut self) -> (Arc<Frozen>, Result<Written>) {
@@ -385,7 +395,7 @@ impl Flusher {
         let mut writing = WritesInFlight::default();
         let mut open = true;
         loop {
-            let busy = writing.len() > 0;
+            let busy = !writing.is_empty();
             let can_take = open && writing.len() < WRITES_AHEAD;
             let step = tokio::select! {
                 biased;
@@ -395,8 +405,7 @@ impl Flusher {
             };
             let (frozen, outcome) = match step {
                 Step::Frozen(Some(frozen)) => {
-                    let write = tokio::spawn(this.clone().write_until_written(frozen.clone()));
-                    writing.0.push_back((frozen, write));
+                    writing.start(&this, frozen);
                     continue;
                 }
                 Step::Frozen(None) => {
