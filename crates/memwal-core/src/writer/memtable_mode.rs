@@ -382,6 +382,13 @@ impl Drop for WritesInFlight {
     }
 }
 
+/// Failed attempts at one step of one generation's flush.
+#[derive(Default)]
+struct Attempts {
+    total: u32,
+    while_closing: u32,
+}
+
 enum Step {
     Frozen(Option<Arc<Frozen>>),
     Written(Arc<Frozen>, Result<Written>),
@@ -432,9 +439,9 @@ impl Flusher {
     /// Write the generation's Parquet file, retrying until it is written.
     async fn write_until_written(self: Arc<Self>, frozen: Arc<Frozen>) -> Result<Written> {
         let started = Instant::now();
-        let mut attempts = 0u32;
+        let mut attempts = Attempts::default();
         loop {
-            attempts += 1;
+            attempts.total += 1;
             match self.write_once(&frozen).await {
                 Ok((generation, covered)) => {
                     return Ok(Written {
@@ -443,7 +450,7 @@ impl Flusher {
                         started,
                     })
                 }
-                Err(err) => self.retry_later(&frozen, attempts, err).await?,
+                Err(err) => self.retry_later(&frozen, &mut attempts, err).await?,
             }
         }
     }
@@ -478,9 +485,9 @@ impl Flusher {
     /// generation number).
     async fn commit_until_committed(&self, frozen: &Arc<Frozen>, written: Written) -> Result<()> {
         let table = &frozen.table;
-        let mut attempts = 0u32;
+        let mut attempts = Attempts::default();
         loop {
-            attempts += 1;
+            attempts.total += 1;
             let committed = commit_generation(
                 &self.manifests,
                 self.epoch,
@@ -490,7 +497,7 @@ impl Flusher {
             .await;
             match committed {
                 Ok(_) => break,
-                Err(err) => self.retry_later(frozen, attempts, err).await?,
+                Err(err) => self.retry_later(frozen, &mut attempts, err).await?,
             }
         }
         self.queue.forget_entries_through(table.end_position());
@@ -511,26 +518,36 @@ impl Flusher {
         Ok(())
     }
 
-    /// After failed attempt number `attempts`: give up on a terminal error,
-    /// a poisoned WAL, or when closing has used its attempts; otherwise
-    /// record the error and wait before the next attempt.
-    async fn retry_later(&self, frozen: &Arc<Frozen>, attempts: u32, err: Error) -> Result<()> {
+    /// After a failed attempt: give up on a terminal error, a poisoned WAL,
+    /// or when closing has used its attempts; otherwise record the error and
+    /// wait before the next attempt. Only failures seen while closing count
+    /// against [`CLOSE_FLUSH_ATTEMPTS`]: attempts that failed before close()
+    /// was called (or were under way when it was) still leave it its retries.
+    async fn retry_later(
+        &self,
+        frozen: &Arc<Frozen>,
+        attempts: &mut Attempts,
+        err: Error,
+    ) -> Result<()> {
         if is_terminal(&err) || self.queue.failure().is_some() {
             return Err(err);
         }
         tracing::warn!(
             generation = frozen.table.generation(),
-            attempts,
+            attempts = attempts.total,
             "MemTable flush failed, will retry: {err}"
         );
         self.tables
             .progress
             .send_modify(|p| p.last_error = Some(err.clone()));
-        if *self.closing.borrow() && attempts >= CLOSE_FLUSH_ATTEMPTS {
-            return Err(err);
+        if *self.closing.borrow() {
+            attempts.while_closing += 1;
+            if attempts.while_closing >= CLOSE_FLUSH_ATTEMPTS {
+                return Err(err);
+            }
         }
         let delay = Duration::from_millis(100)
-            .saturating_mul(1 << attempts.min(6))
+            .saturating_mul(1 << attempts.total.min(6))
             .min(MAX_FLUSH_BACKOFF);
         let mut closing = self.closing.clone();
         tokio::select! {
