@@ -43,14 +43,28 @@ export declare class NativeShardWriter {
    * A put with nothing to wait for (see `ShardWriter::try_put_now`) is
    * done before this returns, and the result comes back as is.
    */
-  put(batchesIpc: Uint8Array): NativePutResult | Promise<NativePutResult>
+  put(batchesIpc: Uint8Array, deferAppend: boolean): NativePutResult | Promise<NativePutResult>
   /**
    * Put batches handed over as their Arrow buffers (see `handoff.rs`):
    * `schema_ipc` is the batches' schema, `rows` the row count of each.
    * Every buffer is copied once before this returns. Resolved at once
    * like `put` when there is nothing to wait for.
    */
-  putBuffers(schemaIpc: Uint8Array, rows: Float64Array, nodes: Float64Array, buffers: Array<Uint8Array | undefined | null>): NativePutResult | Promise<NativePutResult>
+  putBuffers(schemaIpc: Uint8Array, rows: Float64Array, nodes: Float64Array, buffers: Array<Uint8Array | undefined | null>, deferAppend: boolean): NativePutResult | Promise<NativePutResult>
+  /**
+   * Have `callback(durable, failure, stopped)` called on the JS thread
+   * whenever the WAL task persists an entry, fails for good, or stops:
+   * puts that came back `queued` are acknowledged through it. Replaces
+   * an earlier callback.
+   */
+  listenDurable(callback: (durable: number, failure: string | null, stopped: boolean) => void): void
+  /** Append the durable puts queued with `defer_append`. */
+  appendNow(): void
+  /**
+   * Keep Node's event loop alive (`true`) while puts wait for the
+   * durability listener, or let it go (`false`).
+   */
+  holdEventLoop(hold: boolean): void
   /** `delete` with the key columns handed over like `put_buffers`. */
   deleteBuffers(schemaIpc: Uint8Array, rows: Float64Array, nodes: Float64Array, buffers: Array<Uint8Array | undefined | null>): Promise<NativePutResult>
   /** Delete rows by primary key: `keys_ipc` holds the key columns. */
@@ -121,6 +135,11 @@ export interface NativeMemTableStats {
 export interface NativePutResult {
   start: number
   end: number
+  /**
+   * Queued but not yet durable: acknowledged once the durability
+   * listener (`listenDurable`) reports batch positions up to `end`.
+   */
+  queued: boolean
 }
 
 export interface NativeScanMetrics {

@@ -17,6 +17,7 @@ import {
   withPrimaryKey,
 } from './arrow.js'
 import { ShardWriterConfig, type ShardWriterOptions } from './config.js'
+import { DurableWaits } from './durability.js'
 import { MemWalError, native, nativeSync, toMemWalError } from './errors.js'
 import { type Handoff, handoffOf } from './handoff.js'
 
@@ -161,6 +162,7 @@ const OPEN_OPTION_NAMES = new Set(['schema', 'shardId', 'primaryKey', 'config', 
 export class ShardWriter implements AsyncDisposable {
   readonly #native: NativeShardWriter
   readonly #config: ShardWriterConfig
+  readonly #durable: DurableWaits
   #closed = false
 
   /** The shard this writer owns. */
@@ -180,6 +182,15 @@ export class ShardWriter implements AsyncDisposable {
     this.epoch = nativeWriter.epoch
     this.schema = schema
     this.primaryKey = Object.freeze([...nativeWriter.primaryKey])
+    // The listener holds the native writer weakly: an unclosed writer
+    // nobody references can still be collected.
+    const weakNative = new WeakRef(nativeWriter)
+    const durable = new DurableWaits(this.shardId, {
+      hold: (hold) => weakNative.deref()?.holdEventLoop(hold),
+      appendNow: () => weakNative.deref()?.appendNow(),
+    })
+    this.#durable = durable
+    nativeWriter.listenDurable((end, failure, stopped) => durable.progress(end, failure, stopped))
   }
 
   /** The options the writer runs with. */
@@ -218,12 +229,20 @@ export class ShardWriter implements AsyncDisposable {
     const handoff = tryHandoff(batches)
     // A put with nothing to wait for (non-durable, under the budget) is done
     // by the time the native call returns; only the others come as a promise.
+    const defer = this.#durable.settling
     const now = nativeSync(() =>
       handoff
-        ? this.#native.putBuffers(handoff.schemaIpc, handoff.rows, handoff.nodes, handoff.buffers)
-        : this.#native.put(batchesToIPC(batches)),
+        ? this.#native.putBuffers(
+            handoff.schemaIpc,
+            handoff.rows,
+            handoff.nodes,
+            handoff.buffers,
+            defer,
+          )
+        : this.#native.put(batchesToIPC(batches), defer),
     )
     const result = now instanceof Promise ? await native(() => now) : now
+    if (result.queued) await this.#durable.wait(result.end)
     if (result.end - result.start !== batches.length) {
       throw new MemWalError(
         'INTERNAL',

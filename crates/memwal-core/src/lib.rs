@@ -18,4 +18,7 @@ pub use error::{Error, ErrorCode, Result};
 pub use layout::{parse_shard_id, ShardLayout};
 pub use store::{StorageOptions, StorageRoot};
 pub use wal::{WalEntry, WalTailer};
-pub use writer::{OpenOptions, PutResult, ShardWriter, ShardWriterConfig, WalStats, WriterStats};
+pub use writer::{
+    DurableListener, DurableProgress, OpenOptions, PutNow, PutResult, ShardWriter,
+    ShardWriterConfig, WalStats, WriterStats,
+};

@@ -6,12 +6,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::fault_store::{FailMode, FaultStore};
+use common::fault_store::{FailMode, FaultStore, Op, RandomFaults};
 use common::*;
 use memwal_core::layout::ShardLayout;
 use memwal_core::manifest::ManifestStore;
 use memwal_core::wal::WalTailer;
-use memwal_core::{ErrorCode, OpenOptions, ShardWriter, ShardWriterConfig, StorageRoot};
+use memwal_core::{
+    DurableProgress, ErrorCode, OpenOptions, PutNow, ShardWriter, ShardWriterConfig, StorageRoot,
+};
 use object_store::memory::InMemory;
 use object_store::path::Path;
 
@@ -422,12 +424,13 @@ async fn try_put_now_queues_non_durable_puts_and_hands_back_those_that_must_wait
     let mut handed_back = 0;
     for i in 0..20 {
         let batches = vec![batch(i * 100, 100)];
-        match writer.try_put_now(batches).unwrap() {
-            Ok(result) => {
+        match writer.try_put_now(batches, false).unwrap() {
+            PutNow::Done(result) => {
                 assert_eq!(result.batch_positions, done..done + 1);
                 done += 1;
             }
-            Err(batches) => {
+            PutNow::Queued(_) => panic!("a non-durable put was left to the listener"),
+            PutNow::Wait(batches) => {
                 // Over the budget: the batches come back as they were and
                 // nothing was queued; the waiting put takes them instead.
                 assert_eq!(batches.len(), 1);
@@ -450,25 +453,164 @@ async fn try_put_now_queues_non_durable_puts_and_hands_back_those_that_must_wait
     let written: Vec<i64> = all.iter().flat_map(|e| ids(&e.batches)).collect();
     assert_eq!(written, (0..2000).collect::<Vec<_>>());
     assert_eq!(
-        writer.try_put_now(vec![batch(0, 1)]).unwrap_err().code(),
+        writer
+            .try_put_now(vec![batch(0, 1)], false)
+            .unwrap_err()
+            .code(),
         ErrorCode::Closed
     );
 }
 
+/// Collects what the `on_durable` listener is told.
+fn durable_notes(writer: &ShardWriter) -> tokio::sync::mpsc::UnboundedReceiver<DurableProgress> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    writer.on_durable(Some(Arc::new(move |p: &DurableProgress| {
+        let _ = tx.send(p.clone());
+    })));
+    rx
+}
+
 #[tokio::test]
-async fn try_put_now_leaves_durable_puts_and_bad_input_to_the_caller() {
+async fn try_put_now_queues_durable_puts_and_the_listener_acknowledges_them() {
     let root = test_root("put-now-durable");
     let writer = open(&root, None, wal_only()).await;
-    let back = writer.try_put_now(vec![batch(0, 5)]).unwrap().unwrap_err();
-    assert_eq!(back[0].num_rows(), 5);
-    assert_eq!(writer.wal_stats().next_batch_position, 0);
+    let mut notes = durable_notes(&writer);
+    let mut ends = Vec::new();
+    for i in 0..5 {
+        match writer.try_put_now(vec![batch(i * 10, 10)], false).unwrap() {
+            PutNow::Queued(result) => {
+                assert_eq!(result.batch_positions, i as u64..i as u64 + 1);
+                ends.push(result.batch_positions.end);
+            }
+            other => panic!("a durable put was not queued: {other:?}"),
+        }
+    }
+    // Nothing is counted before it is durable; the listener hears of every
+    // entry, in order, until every put is covered.
+    let mut durable = 0;
+    while durable < 5 {
+        let note = notes.recv().await.expect("the WAL task stopped early");
+        assert!(note.failure.is_none() && !note.stopped);
+        assert!(note.durable > durable, "progress went backwards");
+        durable = note.durable;
+    }
+    let written: Vec<i64> = data_entries(entries(&root, writer.shard_id()).await)
+        .iter()
+        .flat_map(|e| ids(&e.batches))
+        .collect();
+    assert_eq!(written, (0..50).collect::<Vec<_>>());
+    let stats = writer.stats();
+    assert_eq!((stats.put_count, stats.put_rows), (5, 50));
     writer.close().await.unwrap();
+    let last = notes.recv().await.unwrap();
+    assert!(last.stopped && last.failure.is_none() && last.durable == 5);
+}
 
+#[tokio::test]
+async fn on_a_slow_store_deferred_durable_puts_wait_for_the_next_append_and_share_its_entry() {
+    let inner: Arc<dyn object_store::ObjectStore> = Arc::new(InMemory::new());
+    let slow = Arc::new(FaultStore::passthrough(inner));
+    slow.set_random(Some(RandomFaults {
+        ops: vec![Op::Put],
+        path_fragment: "/wal/".into(),
+        error_rate: 0.0,
+        land_then_error_rate: 0.0,
+        max_latency: Duration::ZERO,
+        write_latency: Duration::from_millis(2),
+        seed: 1,
+    }));
+    let root = StorageRoot::new(slow, Path::default(), "memory://slow-appends");
+    let config = ShardWriterConfig {
+        max_wal_flush_interval: None,
+        ..wal_only()
+    };
+    let writer = open(&root, None, config).await;
+    let mut notes = durable_notes(&writer);
+    // One append teaches the writer that appends here are slow.
+    writer.put(vec![batch(0, 10)]).await.unwrap();
+    for i in 1..4 {
+        assert!(matches!(
+            writer.try_put_now(vec![batch(i * 10, 10)], true).unwrap(),
+            PutNow::Queued(_)
+        ));
+    }
+    // The first put that does not defer takes the deferred ones along.
+    writer.try_put_now(vec![batch(40, 10)], false).unwrap();
+    while notes.recv().await.unwrap().durable < 5 {}
+    writer.try_put_now(vec![batch(50, 10)], true).unwrap();
+    writer.append_now();
+    while notes.recv().await.unwrap().durable < 6 {}
+    let batches_per_entry: Vec<usize> = data_entries(entries(&root, writer.shard_id()).await)
+        .iter()
+        .map(|e| e.batches.len())
+        .collect();
+    assert_eq!(batches_per_entry, vec![1, 4, 1]);
+    writer.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn on_a_fast_store_a_deferred_durable_put_is_appended_at_once() {
+    let root = memory_root("fast-appends");
+    let config = ShardWriterConfig {
+        max_wal_flush_interval: None,
+        ..wal_only()
+    };
+    let writer = open(&root, None, config).await;
+    let mut notes = durable_notes(&writer);
+    for i in 0..3 {
+        writer.try_put_now(vec![batch(i * 10, 10)], true).unwrap();
+        // Acknowledged without append_now: starting the write at once is
+        // worth more than a bigger entry when appends cost microseconds.
+        while notes.recv().await.unwrap().durable < i as u64 + 1 {}
+    }
+    writer.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_queued_durable_put_of_a_fenced_writer_is_told_the_fencing_error() {
+    let root = test_root("put-now-fenced");
+    let first = open(&root, None, wal_only()).await;
+    let mut notes = durable_notes(&first);
+    first.put(vec![batch(0, 5)]).await.unwrap();
+    let _second = open(&root, Some(first.shard_id()), wal_only()).await;
+    let PutNow::Queued(queued) = first.try_put_now(vec![batch(5, 5)], false).unwrap() else {
+        panic!("the durable put was not queued");
+    };
+    let note = loop {
+        let note = notes
+            .recv()
+            .await
+            .expect("the WAL task stopped without a verdict");
+        if note.failure.is_some() {
+            break note;
+        }
+    };
+    let failure = note.failure.unwrap();
+    assert_eq!(failure.code(), ErrorCode::Fenced);
+    assert_eq!(
+        failure.shard_id(),
+        Some(first.shard_id().to_string().as_str())
+    );
+    assert!(note.durable < queued.batch_positions.end);
+    // Counted: the put awaited before the takeover, not the fenced one.
+    assert_eq!(first.stats().put_count, 1);
+    assert_eq!(
+        first
+            .try_put_now(vec![batch(10, 1)], false)
+            .unwrap_err()
+            .code(),
+        ErrorCode::Fenced
+    );
+}
+
+#[tokio::test]
+async fn try_put_now_refuses_bad_input_and_leaves_the_writer_healthy() {
+    let root = test_root("put-now-bad-input");
     let config = ShardWriterConfig {
         durable_write: false,
         ..wal_only()
     };
-    let writer = open(&root, Some(writer.shard_id()), config).await;
+    let writer = open(&root, None, config).await;
     let other = arrow_array::RecordBatch::try_new(
         Arc::new(arrow_schema::Schema::new(vec![arrow_schema::Field::new(
             "x",
@@ -478,11 +620,14 @@ async fn try_put_now_leaves_durable_puts_and_bad_input_to_the_caller() {
         vec![Arc::new(arrow_array::Int64Array::from(vec![1]))],
     )
     .unwrap();
-    let err = writer.try_put_now(vec![other]).unwrap_err();
+    let err = writer.try_put_now(vec![other], false).unwrap_err();
     assert_eq!(err.code(), ErrorCode::SchemaMismatch);
-    let err = writer.try_put_now(vec![]).unwrap_err();
+    let err = writer.try_put_now(vec![], false).unwrap_err();
     assert_eq!(err.code(), ErrorCode::InvalidInput);
-    writer.try_put_now(vec![batch(5, 5)]).unwrap().unwrap();
+    assert!(matches!(
+        writer.try_put_now(vec![batch(5, 5)], false).unwrap(),
+        PutNow::Done(_)
+    ));
     writer.close().await.unwrap();
     let written: Vec<i64> = data_entries(entries(&root, writer.shard_id()).await)
         .iter()

@@ -1,9 +1,14 @@
 //! `NativeShardWriter`: the JS handle of a core `ShardWriter`.
 
+use std::sync::Arc;
+
 use memwal_core::read::scan::ScanRequest;
-use memwal_core::{parse_shard_id, OpenOptions, ShardWriter};
-use napi::bindgen_prelude::{Buffer, Either, Float64ArraySlice, PromiseRaw, Uint8ArraySlice};
-use napi::Env;
+use memwal_core::{parse_shard_id, DurableProgress, OpenOptions, PutNow, ShardWriter};
+use napi::bindgen_prelude::{
+    Buffer, Either, Float64ArraySlice, FnArgs, Function, PromiseRaw, Uint8ArraySlice,
+};
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi::{Env, Status};
 use napi_derive::napi;
 
 use crate::errors::{guarded, js_number, js_result, js_u64, to_js};
@@ -15,7 +20,19 @@ use crate::options::{open_root, NativeStorageOptions, NativeWriterOptions};
 pub struct NativePutResult {
     pub start: f64,
     pub end: f64,
+    /// Queued but not yet durable: acknowledged once the durability
+    /// listener (`listenDurable`) reports batch positions up to `end`.
+    pub queued: bool,
 }
+
+/// `(durable, failure, stopped)` as the durability listener receives it;
+/// `failure` is an error reason in the `[memwal:CODE:shard]` form.
+type DurableArgs = FnArgs<(f64, Option<String>, bool)>;
+
+/// The durability listener, callable from the WAL task. Created weak, so
+/// an idle writer does not keep Node running; `holdEventLoop` refers it
+/// while puts wait on it.
+type DurableCallback = ThreadsafeFunction<DurableProgress, (), DurableArgs, Status, false, true>;
 
 #[napi(object)]
 pub struct NativeWriterStats {
@@ -141,6 +158,7 @@ type MaybeNow<'env> = Either<NativePutResult, PromiseRaw<'env, NativePutResult>>
 pub struct NativeShardWriter {
     writer: ShardWriter,
     schemas: SchemaCache,
+    durable_callback: Option<Arc<DurableCallback>>,
 }
 
 /// Open a writer. `schema_ipc` is an IPC stream holding just the schema.
@@ -173,6 +191,7 @@ pub fn open_shard_writer<'env>(
         Ok(NativeShardWriter {
             writer,
             schemas: SchemaCache::default(),
+            durable_callback: None,
         })
     }))
 }
@@ -203,9 +222,14 @@ impl NativeShardWriter {
         catch_unwind,
         ts_return_type = "NativePutResult | Promise<NativePutResult>"
     )]
-    pub fn put<'env>(&self, env: &'env Env, batches_ipc: &[u8]) -> napi::Result<MaybeNow<'env>> {
+    pub fn put<'env>(
+        &self,
+        env: &'env Env,
+        batches_ipc: &[u8],
+        defer_append: bool,
+    ) -> napi::Result<MaybeNow<'env>> {
         let (_, batches) = js_result(decode_stream(batches_ipc))?;
-        self.put_batches(env, batches)
+        self.put_batches(env, batches, defer_append)
     }
 
     /// Put batches handed over as their Arrow buffers (see `handoff.rs`):
@@ -223,25 +247,93 @@ impl NativeShardWriter {
         rows: Float64ArraySlice,
         nodes: Float64ArraySlice,
         buffers: Vec<Option<Uint8ArraySlice>>,
+        defer_append: bool,
     ) -> napi::Result<MaybeNow<'env>> {
         let batches = self.import(schema_ipc, &rows, &nodes, &buffers)?;
-        self.put_batches(env, batches)
+        self.put_batches(env, batches, defer_append)
     }
 
+    /// `defer_append`: queue a durable put without waking the WAL task;
+    /// `appendNow` does that for every put so deferred.
     fn put_batches<'env>(
         &self,
         env: &'env Env,
         batches: Vec<arrow_array::RecordBatch>,
+        defer_append: bool,
     ) -> napi::Result<MaybeNow<'env>> {
-        match js_result(self.writer.try_put_now(batches))? {
-            Ok(done) => Ok(Either::A(put_result(done)?)),
-            Err(batches) => {
+        match js_result(self.writer.try_put_now(batches, defer_append))? {
+            PutNow::Done(done) => Ok(Either::A(put_result(done)?)),
+            PutNow::Queued(queued) => Ok(Either::A(NativePutResult {
+                queued: true,
+                ..put_result(queued)?
+            })),
+            PutNow::Wait(batches) => {
                 let writer = self.writer.clone();
                 let pending = env
                     .spawn_future(async move { put_result(guarded(writer.put(batches)).await?) })?;
                 Ok(Either::B(pending))
             }
         }
+    }
+
+    /// Have `callback(durable, failure, stopped)` called on the JS thread
+    /// whenever the WAL task persists an entry, fails for good, or stops:
+    /// puts that came back `queued` are acknowledged through it. Replaces
+    /// an earlier callback.
+    #[napi(
+        catch_unwind,
+        ts_args_type = "callback: (durable: number, failure: string | null, stopped: boolean) => void"
+    )]
+    pub fn listen_durable(&mut self, callback: Function<DurableArgs, ()>) -> napi::Result<()> {
+        let callback: DurableCallback = callback
+            .build_threadsafe_function::<DurableProgress>()
+            .callee_handled::<false>()
+            .weak::<true>()
+            .build_callback(|ctx| {
+                let p = ctx.value;
+                // Positions past 2^53 cannot be told apart in JS; say so
+                // rather than acknowledge the wrong puts.
+                let (durable, failure) = match js_number(p.durable) {
+                    Ok(durable) => (durable, p.failure.map(|e| to_js(e).reason)),
+                    Err(err) => (0.0, Some(err.reason)),
+                };
+                Ok(FnArgs::from((durable, failure, p.stopped)))
+            })?;
+        let callback = Arc::new(callback);
+        let calls = callback.clone();
+        self.writer
+            .on_durable(Some(Arc::new(move |progress: &DurableProgress| {
+                // Fails only while Node tears the environment down, when
+                // nobody is left to tell.
+                let _ = calls.call(progress.clone(), ThreadsafeFunctionCallMode::NonBlocking);
+            })));
+        self.durable_callback = Some(callback);
+        Ok(())
+    }
+
+    /// Append the durable puts queued with `defer_append`.
+    #[napi(catch_unwind)]
+    pub fn append_now(&self) {
+        self.writer.append_now();
+    }
+
+    /// Keep Node's event loop alive (`true`) while puts wait for the
+    /// durability listener, or let it go (`false`).
+    #[napi(catch_unwind)]
+    pub fn hold_event_loop(&self, env: Env, hold: bool) -> napi::Result<()> {
+        let Some(callback) = self.durable_callback.as_ref().filter(|c| !c.aborted()) else {
+            return Ok(());
+        };
+        // SAFETY: called on the JS thread of the environment the threadsafe
+        // function belongs to, which has not released it (not aborted).
+        let status = unsafe {
+            if hold {
+                napi::sys::napi_ref_threadsafe_function(env.raw(), callback.raw())
+            } else {
+                napi::sys::napi_unref_threadsafe_function(env.raw(), callback.raw())
+            }
+        };
+        napi::check_status!(status, "Could not change the durability listener's hold")
     }
 
     /// `delete` with the key columns handed over like `put_buffers`.
@@ -390,5 +482,6 @@ fn put_result(result: memwal_core::PutResult) -> napi::Result<NativePutResult> {
     Ok(NativePutResult {
         start: js_number(result.batch_positions.start)?,
         end: js_number(result.batch_positions.end)?,
+        queued: false,
     })
 }

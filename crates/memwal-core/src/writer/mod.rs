@@ -3,6 +3,7 @@
 
 mod backpressure;
 mod config;
+mod durable_acks;
 mod memtable_mode;
 mod replay;
 mod schema_check;
@@ -20,6 +21,7 @@ use tokio::sync::OnceCell;
 use tokio::task::JoinHandle;
 
 pub use config::ShardWriterConfig;
+pub use durable_acks::{DurableListener, DurableProgress};
 pub use memtable_mode::{FlushProgress, MemTableStats};
 pub use stats::{WriterCounters, WriterStats};
 pub use wal_queue::{Progress, QueueStats};
@@ -32,6 +34,7 @@ use crate::memtable::tombstone;
 use crate::store::StorageRoot;
 use crate::wal::codec::TOMBSTONE_COLUMN;
 use crate::wal::{RetryPolicy, WalAppender};
+use durable_acks::DurableAcks;
 use memtable_mode::{Flusher, MemTableLimits, MemTables};
 use wal_queue::{QueueTriggers, WalQueue};
 
@@ -48,6 +51,19 @@ pub struct OpenOptions {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PutResult {
     pub batch_positions: Range<u64>,
+}
+
+/// What [`ShardWriter::try_put_now`] did with a put.
+#[derive(Debug)]
+pub enum PutNow {
+    /// Queued and acknowledged: a non-durable put.
+    Done(PutResult),
+    /// Queued; acknowledged once batches `..batch_positions.end` are in the
+    /// WAL, which the [`ShardWriter::on_durable`] listener is told.
+    Queued(PutResult),
+    /// The writer is over its backpressure budget: the batches, untouched,
+    /// for [`ShardWriter::put`], which waits.
+    Wait(Vec<RecordBatch>),
 }
 
 /// WAL-side counters for `walStats()`.
@@ -76,6 +92,7 @@ struct Inner {
     /// `None` in WAL-only mode.
     memtables: Option<Arc<MemTables>>,
     counters: Arc<WriterCounters>,
+    acks: Arc<DurableAcks>,
     wal_task: Mutex<Option<JoinHandle<()>>>,
     flush_task: Mutex<Option<JoinHandle<()>>>,
     stats_task: Option<JoinHandle<()>>,
@@ -249,6 +266,9 @@ impl ShardWriter {
                 None,
             )
         };
+        let acks = Arc::new(DurableAcks::new(shard_id, counters.clone()));
+        let listening = acks.clone();
+        queue.set_listener(Box::new(move |progress| listening.progressed(progress)))?;
         let wal_task = tokio::spawn(
             queue
                 .clone()
@@ -279,6 +299,7 @@ impl ShardWriter {
                 queue,
                 memtables,
                 counters,
+                acks,
                 wal_task: Mutex::new(Some(wal_task)),
                 flush_task: Mutex::new(flush_task),
                 stats_task,
@@ -351,23 +372,54 @@ impl ShardWriter {
         self.write_rows(batches, started).await
     }
 
-    /// A put that has nothing to wait for, done on the caller's thread: a
-    /// non-durable put while the writer is under its backpressure budget.
-    /// Otherwise the batches come back untouched in `Err` and the caller
-    /// uses [`put`](Self::put). Saves the two thread hops of an async call,
-    /// which are most of a small non-durable put's cost.
-    pub fn try_put_now(
-        &self,
-        batches: Vec<RecordBatch>,
-    ) -> Result<std::result::Result<PutResult, Vec<RecordBatch>>> {
-        if self.inner.config.durable_write || self.over_budget() {
-            return Ok(Err(batches));
+    /// A put done on the caller's thread, without the two thread hops of
+    /// an async call (most of a small put's cost): under the backpressure
+    /// budget, a non-durable put is queued and acknowledged
+    /// ([`PutNow::Done`]) and a durable one is queued for the listener of
+    /// [`on_durable`](Self::on_durable) to acknowledge ([`PutNow::Queued`]).
+    /// Over the budget the batches come back untouched ([`PutNow::Wait`]).
+    ///
+    /// A durable put asks for an append at once, unless `defer_append` and
+    /// appends are slow (a local disk or object store, not memory): then
+    /// it waits for [`append_now`](Self::append_now) (or a size or time
+    /// trigger), so that a caller about to queue many puts, such as a JS
+    /// thread handing out acknowledgements, gets them into one entry. When
+    /// appends are fast, starting at once overlaps the write with the
+    /// caller's next puts, which is worth more than a bigger entry.
+    pub fn try_put_now(&self, batches: Vec<RecordBatch>, defer_append: bool) -> Result<PutNow> {
+        if self.over_budget() {
+            return Ok(PutNow::Wait(batches));
         }
         let started = Instant::now();
         self.ensure_usable()?;
         let batches = self.live_rows(batches)?;
-        let (range, rows) = self.enqueue(batches, false)?;
-        Ok(Ok(self.acknowledged(range, rows, started)))
+        let durable = self.inner.config.durable_write;
+        let defer = defer_append && self.inner.queue.appends_are_slow();
+        let (range, rows) = self.enqueue(batches, durable && !defer)?;
+        if !durable {
+            return Ok(PutNow::Done(self.acknowledged(range, rows, started)));
+        }
+        let queue = &self.inner.queue;
+        self.inner
+            .acks
+            .expect(|| queue.progress().durable, range.end, rows, started);
+        Ok(PutNow::Queued(PutResult {
+            batch_positions: range,
+        }))
+    }
+
+    /// Append everything queued now (see `defer_append` of
+    /// [`try_put_now`](Self::try_put_now)).
+    pub fn append_now(&self) {
+        self.inner.queue.flush_now();
+    }
+
+    /// Call `listener` on the WAL task after every entry it persists, after
+    /// the failure that poisons the writer, and when the task stops; this
+    /// is how puts that [`try_put_now`](Self::try_put_now) queued learn
+    /// their fate. Replaces any earlier listener; `None` removes it.
+    pub fn on_durable(&self, listener: Option<DurableListener>) {
+        self.inner.acks.set_listener(listener);
     }
 
     /// Whether a put would wait for backpressure right now.

@@ -14,7 +14,8 @@
 
 use std::collections::VecDeque;
 use std::ops::Range;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use arrow_array::RecordBatch;
@@ -82,6 +83,11 @@ struct State {
     aborted: bool,
 }
 
+/// Told of every change the WAL task makes to [`Progress`], on that task,
+/// in order: after an entry is persisted, after the failure that poisons
+/// the queue, and once when the task stops.
+pub type ProgressListener = Box<dyn Fn(&Progress) + Send + Sync>;
+
 enum Action {
     Append(Vec<RecordBatch>),
     Wait(Option<Instant>),
@@ -101,8 +107,22 @@ pub struct WalQueue {
     state: Mutex<State>,
     wake: Notify,
     progress: watch::Sender<Progress>,
+    listener: OnceLock<ProgressListener>,
+    /// The quickest append of a small entry so far (encode and store
+    /// write), in µs: the store's fixed cost per append, not its bandwidth,
+    /// and (being a minimum) not the time the task waited for a core.
+    small_append_micros: AtomicU64,
     triggers: QueueTriggers,
 }
+
+/// Stores whose small appends take longer than this are worth waiting on
+/// for more puts to share an entry: about what a local-disk create and
+/// fsync takes at best, and far above an in-memory store's append, which
+/// is better started at once.
+const SLOW_APPEND: Duration = Duration::from_micros(250);
+
+/// Entries up to this size measure a store's fixed cost per append.
+const SMALL_ENTRY_BYTES: u64 = 64 * 1024;
 
 impl WalQueue {
     /// A queue whose first batch gets position `first_position` and whose
@@ -124,6 +144,8 @@ impl WalQueue {
             }),
             wake: Notify::new(),
             progress: watch::Sender::new(progress),
+            listener: OnceLock::new(),
+            small_append_micros: AtomicU64::new(u64::MAX),
             triggers,
         })
     }
@@ -140,6 +162,22 @@ impl WalQueue {
 
     pub fn subscribe(&self) -> watch::Receiver<Progress> {
         self.progress.subscribe()
+    }
+
+    /// Install the listener; there is at most one, for the queue's life.
+    pub fn set_listener(&self, listener: ProgressListener) -> Result<()> {
+        self.listener
+            .set(listener)
+            .map_err(|_| Error::internal("the WAL queue already has a progress listener"))
+    }
+
+    /// Hand the listener the progress just published (called without the
+    /// state lock, so the listener may look at the queue).
+    fn tell_listener(&self) {
+        if let Some(listener) = self.listener.get() {
+            let progress = self.progress.borrow().clone();
+            listener(&progress);
+        }
     }
 
     /// The error that poisoned the queue, if any.
@@ -170,11 +208,13 @@ impl WalQueue {
         sizes: &[u64],
         urgent: bool,
     ) -> Result<Range<u64>> {
+        let now = Instant::now();
+        let mut state = self.lock();
+        // Checked under the lock `fail` publishes under: a batch queued
+        // after the failure was announced would never be told its fate.
         if let Some(err) = self.failure() {
             return Err(err);
         }
-        let now = Instant::now();
-        let mut state = self.lock();
         if state.closing || state.aborted {
             return Err(Error::closed());
         }
@@ -202,6 +242,13 @@ impl WalQueue {
             self.wake.notify_one();
         }
         Ok(range)
+    }
+
+    /// Whether appends cost enough, whatever their size, that a burst of
+    /// puts is better gathered into one entry than started as it arrives.
+    pub fn appends_are_slow(&self) -> bool {
+        let quickest = self.small_append_micros.load(Ordering::Relaxed);
+        quickest != u64::MAX && quickest >= SLOW_APPEND.as_micros() as u64
     }
 
     /// Ask for an append of everything queued, now.
@@ -339,6 +386,8 @@ impl WalQueue {
             p.last_entry_position = entry_position;
             p.next_entry_position = entry_position + 1;
         });
+        drop(state);
+        self.tell_listener();
     }
 
     fn fail(&self, err: Error) {
@@ -346,6 +395,8 @@ impl WalQueue {
         state.in_flight = 0;
         state.in_flight_bytes = 0;
         self.progress.send_modify(|p| p.failure = Some(err));
+        drop(state);
+        self.tell_listener();
     }
 
     /// The background task: append whatever is due until closed or poisoned.
@@ -382,6 +433,12 @@ impl WalQueue {
                     };
                     match result {
                         Ok((position, len)) => {
+                            if len <= SMALL_ENTRY_BYTES {
+                                self.small_append_micros.fetch_min(
+                                    started.elapsed().as_micros() as u64,
+                                    Ordering::Relaxed,
+                                );
+                            }
                             self.complete(position);
                             WriterCounters::add(&counters.wal_flush_count, 1);
                             WriterCounters::add(&counters.wal_flush_bytes, len);
@@ -400,5 +457,6 @@ impl WalQueue {
             }
         }
         self.progress.send_modify(|p| p.stopped = true);
+        self.tell_listener();
     }
 }

@@ -1,0 +1,106 @@
+// Durable puts are queued by the native call and acknowledged in bulk when
+// the WAL task reports an entry persisted (ts/durability.ts). These tests
+// pin down what callers rely on: a put resolves only once the WAL holds
+// it, a pending put keeps Node alive while an idle writer does not, and
+// close() or a failure settles every waiting put.
+import { spawn } from 'node:child_process'
+import { resolve } from 'node:path'
+import { afterEach, describe, expect, it } from 'vitest'
+import {
+  BACKENDS,
+  backendRoot,
+  events,
+  idsOf,
+  type TestRoot,
+  tempRoot,
+  WAL_ONLY,
+} from './helpers.js'
+
+const cleanups: (() => void)[] = []
+afterEach(() => {
+  for (const cleanup of cleanups.splice(0)) cleanup()
+})
+
+describe.each(BACKENDS)('%s backend', (kind) => {
+  function freshRoot(label: string): TestRoot {
+    const root = backendRoot(kind, label)
+    cleanups.push(root.cleanup)
+    return root
+  }
+
+  it('thousands of puts in flight each resolve only once the WAL holds their batches', async () => {
+    const root = freshRoot('bulk-acks')
+    const writer = await root.writer({ schema: events(0, 1).schema, config: WAL_ONLY })
+    const puts = 3000
+    const seen = await Promise.all(
+      Array.from({ length: puts }, async (_, i) => {
+        const result = await writer.put(events(i, 1))
+        return { end: result.batchPositions.end, durable: writer.walStats().durableBatchPosition }
+      }),
+    )
+    for (const { end, durable } of seen) expect(durable).toBeGreaterThanOrEqual(end)
+    expect(writer.stats().putCount).toBe(puts)
+    await writer.close()
+    const tailer = await root.tailer(writer.shardId)
+    const ids: number[] = []
+    for (let p = await tailer.firstPosition(); ; p++) {
+      const entry = await tailer.readEntry(p)
+      if (!entry) break
+      ids.push(...idsOf(entry.batches))
+    }
+    expect(ids.sort((a, b) => a - b)).toEqual(Array.from({ length: puts }, (_, i) => i))
+  })
+
+  it('close() appends the puts still queued and each of them resolves', async () => {
+    const root = freshRoot('close-settles')
+    const writer = await root.writer({
+      schema: events(0, 1).schema,
+      config: { ...WAL_ONLY, maxWalBufferSize: 1 << 30 },
+    })
+    const pending = Array.from({ length: 50 }, (_, i) => writer.put(events(i, 1)))
+    await writer.close()
+    const results = await Promise.all(pending)
+    expect(results.map((r) => r.batchPositions.start)).toEqual(
+      Array.from({ length: 50 }, (_, i) => i),
+    )
+  })
+})
+
+const CHILD = `
+const { openShardWriter } = require(${JSON.stringify(resolve(__dirname, '../dist/index.js'))})
+const { tableFromArrays } = require('apache-arrow')
+const table = tableFromArrays({ id: BigInt64Array.from([1n, 2n]) })
+openShardWriter(process.argv[1], { schema: table.schema, config: { enableMemtable: false } })
+  .then((w) => w.put(table).then((r) =>
+    console.log(JSON.stringify({ end: r.batchPositions.end, durable: w.walStats().durableBatchPosition }))))
+`
+
+it('a waiting durable put keeps Node running until it resolves; an idle unclosed writer does not', async () => {
+  const root = tempRoot()
+  cleanups.push(root.cleanup)
+  // Nothing but the put is pending in the child: without the hold Node
+  // would exit before the WAL write completes and print nothing; without
+  // the release it would never exit (the writer is left open).
+  const child = spawn(process.execPath, ['-e', CHILD, root.uri], { cwd: resolve(__dirname, '..') })
+  let out = ''
+  let err = ''
+  child.stdout.on('data', (chunk: Buffer) => {
+    out += chunk.toString()
+  })
+  child.stderr.on('data', (chunk: Buffer) => {
+    err += chunk.toString()
+  })
+  const code = await new Promise<number | null>((done, fail) => {
+    const timer = setTimeout(() => {
+      child.kill()
+      fail(new Error(`the child did not exit on its own; stdout: ${out} stderr: ${err}`))
+    }, 20_000)
+    child.on('exit', (exitCode) => {
+      clearTimeout(timer)
+      done(exitCode)
+    })
+  })
+  expect(err).toBe('')
+  expect(code).toBe(0)
+  expect(JSON.parse(out)).toEqual({ end: 1, durable: 1 })
+})
