@@ -69,7 +69,7 @@ impl DurableAcks {
     pub fn expect(&self, durable: impl FnOnce() -> u64, end: u64, rows: usize, started: Instant) {
         let mut waiting = self.waiting();
         if end <= durable() {
-            self.count(rows as u64, started);
+            self.counters.count_put(rows as u64, started);
         } else {
             waiting.push_back(Waiting {
                 end,
@@ -79,19 +79,13 @@ impl DurableAcks {
         }
     }
 
-    fn count(&self, rows: u64, started: Instant) {
-        WriterCounters::add(&self.counters.put_count, 1);
-        WriterCounters::add(&self.counters.put_rows, rows);
-        WriterCounters::add_time(&self.counters.put_time_ns, started.elapsed());
-    }
-
     /// The WAL task's listener: count what became durable, drop what
     /// failed, then tell the caller's listener.
     pub fn progressed(&self, progress: &Progress) {
         {
             let mut waiting = self.waiting();
             while let Some(put) = waiting.front().filter(|w| w.end <= progress.durable) {
-                self.count(put.rows, put.started);
+                self.counters.count_put(put.rows, put.started);
                 waiting.pop_front();
             }
             if progress.failure.is_some() || progress.stopped {

@@ -503,10 +503,7 @@ impl ShardWriter {
 
     /// Count an acknowledged put.
     fn acknowledged(&self, range: Range<u64>, rows: usize, started: Instant) -> PutResult {
-        let counters = &self.inner.counters;
-        WriterCounters::add(&counters.put_count, 1);
-        WriterCounters::add(&counters.put_rows, rows as u64);
-        WriterCounters::add_time(&counters.put_time_ns, started.elapsed());
+        self.inner.counters.count_put(rows as u64, started);
         PutResult {
             batch_positions: range,
         }

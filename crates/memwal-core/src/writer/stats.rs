@@ -33,6 +33,13 @@ impl WriterCounters {
         counter.fetch_add(nanos(elapsed), Ordering::Relaxed);
     }
 
+    /// Count an acknowledged put of `rows` rows that began at `started`.
+    pub fn count_put(&self, rows: u64, started: std::time::Instant) {
+        Self::add(&self.put_count, 1);
+        Self::add(&self.put_rows, rows);
+        Self::add_time(&self.put_time_ns, started.elapsed());
+    }
+
     pub fn snapshot(&self) -> WriterStats {
         let ms = |c: &AtomicU64| c.load(Ordering::Relaxed) as f64 / 1e6;
         WriterStats {
