@@ -59,8 +59,12 @@ impl DurableAcks {
         self.waiting.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn listener(&self) -> MutexGuard<'_, Option<DurableListener>> {
+        self.listener.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     pub fn set_listener(&self, listener: Option<DurableListener>) {
-        *self.listener.lock().unwrap_or_else(|p| p.into_inner()) = listener;
+        *self.listener() = listener;
     }
 
     /// Remember a put queued with batches `..end`. `durable` is read under
@@ -92,11 +96,7 @@ impl DurableAcks {
                 waiting.clear();
             }
         }
-        let listener = self
-            .listener
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let listener = self.listener().clone();
         if let Some(listener) = listener {
             listener(&DurableProgress {
                 durable: progress.durable,

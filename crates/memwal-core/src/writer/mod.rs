@@ -402,7 +402,7 @@ impl ShardWriter {
         let queue = &self.inner.queue;
         self.inner
             .acks
-            .expect(|| queue.progress().durable, range.end, rows, started);
+            .expect(|| queue.durable(), range.end, rows, started);
         Ok(PutNow::Queued(PutResult {
             batch_positions: range,
         }))
@@ -642,7 +642,7 @@ impl ShardWriter {
         let tables = self.memtables("scan")?;
         let (active, frozen) = tables.tables();
         let limit = if self.inner.config.durable_write {
-            self.inner.queue.progress().durable
+            self.inner.queue.durable()
         } else {
             u64::MAX
         };

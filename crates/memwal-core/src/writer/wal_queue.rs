@@ -160,6 +160,11 @@ impl WalQueue {
         self.progress.borrow().clone()
     }
 
+    /// Batches `[0, durable)` are persisted (without cloning the progress).
+    pub fn durable(&self) -> u64 {
+        self.progress.borrow().durable
+    }
+
     pub fn subscribe(&self) -> watch::Receiver<Progress> {
         self.progress.subscribe()
     }
