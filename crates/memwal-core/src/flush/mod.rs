@@ -1,6 +1,7 @@
 //! Turning a frozen MemTable into a flushed generation: its Parquet file
 //! first, then the manifest commit that makes it part of the shard.
 
+mod encoder_threads;
 mod parquet_file;
 
 pub use parquet_file::{write_generation, FlushCompression};
