@@ -2,7 +2,7 @@
 // Top: each goal's measured value divided by its target (≥ 1 passes).
 // Bottom: memwal ÷ each baseline per scenario and mode, goal targets marked.
 import { fmt } from './common.js'
-import { type GoalRow, ratioText, type SuiteResults } from './report.js'
+import { type GoalRow, MODE_LABEL, ratioText, type SuiteResults } from './report.js'
 import { IMPLS, impl } from './scenarios.js'
 
 const WIDTH = 1180
@@ -76,7 +76,7 @@ export function chart(r: SuiteResults, goals: GoalRow[]): string {
   const rowH = 16
   y += 4
   for (const g of goals) {
-    const mode = g.memwal === 'memwal-wal' ? 'WAL-only' : 'MemTable'
+    const mode = MODE_LABEL[g.memwal] ?? g.memwal
     const label = `${g.id} · ${g.where} · ${mode} · ${g.measure}`
     parts.push(
       `<text x="${LABEL_W}" y="${y + 11}" font-size="10" text-anchor="end" ${FONT}>${esc(label)}</text>`,

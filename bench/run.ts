@@ -41,8 +41,10 @@ import {
   LARGE_ROWS,
   MEMTABLE_SETTINGS,
   PYLANCE_DURABLE_FLUSH_INTERVAL_MS,
+  pylanceUnflushed,
   type Scenario,
   scenarioMatrix,
+  UNFLUSHED_MEMTABLE_SETTINGS,
 } from './scenarios.js'
 import type { RunResult, RunSpec } from './worker.js'
 
@@ -184,7 +186,7 @@ async function runPylance(spec: RunSpec, pool: Pool): Promise<RunResult> {
   const latenciesPath = `${spec.dir}.lat`
   // On memory:// pylance's flush cannot work (see scenarios.ts): a MemTable big
   // enough that nothing freezes during the run.
-  const huge = s.store === 'memory'
+  const unflushed = pylanceUnflushed(s)
   try {
     const out = (await runPython(
       'run',
@@ -197,13 +199,17 @@ async function runPylance(spec: RunSpec, pool: Pool): Promise<RunResult> {
         concurrency: s.concurrency,
         seconds: spec.seconds,
         warmup_seconds: spec.warmupSeconds,
-        max_memtable_size: huge ? 16 * 1024 * MIB : MEMTABLE_SETTINGS.maxMemtableSize,
+        max_memtable_size: unflushed
+          ? UNFLUSHED_MEMTABLE_SETTINGS.maxMemtableSize
+          : MEMTABLE_SETTINGS.maxMemtableSize,
         // Lance wants room for its index reservation above the MemTable size.
-        max_unflushed_memtable_bytes: huge
-          ? 32 * 1024 * MIB
+        max_unflushed_memtable_bytes: unflushed
+          ? UNFLUSHED_MEMTABLE_SETTINGS.maxUnflushedMemtableBytes
           : MEMTABLE_SETTINGS.maxUnflushedMemtableBytes,
-        max_memtable_rows: huge ? 1e8 : undefined,
-        max_memtable_batches: huge ? 1e7 : undefined,
+        max_memtable_rows: unflushed ? UNFLUSHED_MEMTABLE_SETTINGS.maxMemtableRows : undefined,
+        max_memtable_batches: unflushed
+          ? UNFLUSHED_MEMTABLE_SETTINGS.maxMemtableBatches
+          : undefined,
         max_wal_flush_interval_ms: s.durable ? PYLANCE_DURABLE_FLUSH_INTERVAL_MS : undefined,
         latencies_path: latenciesPath,
       },

@@ -57,6 +57,22 @@ export const MEMTABLE_SETTINGS = {
 }
 
 /**
+ * pylance's MemTable on durable memory:// runs, where its flush fails: too big
+ * to freeze during a run. memwal runs with it too ("memwal MemTable, no
+ * flush") so that G8 compares the same work there; the room for batches is
+ * what a few seconds at memwal's fastest small puts need.
+ */
+export const UNFLUSHED_MEMTABLE_SETTINGS = {
+  maxMemtableSize: 16 * 1024 * MIB,
+  maxUnflushedMemtableBytes: 32 * 1024 * MIB,
+  maxMemtableRows: 100_000_000,
+  maxMemtableBatches: 1_000_000,
+}
+
+/** Where pylance runs with {@link UNFLUSHED_MEMTABLE_SETTINGS}. */
+export const pylanceUnflushed = (s: Scenario): boolean => s.store === 'memory'
+
+/**
  * Lance's durable put waits for its WAL task's next tick; 1 ms (its default
  * is 100) is the best it can do, and the same interval memwal does not need.
  */
@@ -96,6 +112,18 @@ export const IMPLS: Impl[] = [
       `MemTable mode with Parquet flushes (maxMemtableSize ${MEMTABLE_SETTINGS.maxMemtableSize / MIB} MiB, ` +
       `maxUnflushedMemtableBytes ${MEMTABLE_SETTINGS.maxUnflushedMemtableBytes / MIB} MiB), durableWrite: ${s.durable}`,
     unsupported: always,
+  },
+  {
+    key: 'memwal-mt-unflushed',
+    label: 'memwal MemTable, no flush',
+    role: 'memwal',
+    runner: 'node',
+    describe: (s) =>
+      `MemTable mode with pylance's settings here: a MemTable too big to freeze during the run, so no Parquet flush (maxMemtableSize ${UNFLUSHED_MEMTABLE_SETTINGS.maxMemtableSize / MIB / 1024} GiB), durableWrite: ${s.durable}`,
+    unsupported: (s) =>
+      pylanceUnflushed(s) && s.durable
+        ? undefined
+        : 'only where pylance runs without flushing (durable memory://), to compare it with the same work',
   },
   {
     key: 'ts',
@@ -141,7 +169,7 @@ export const IMPLS: Impl[] = [
     describe: (s) =>
       `LanceDataset.mem_wal_writer(shard, durable_write=${s.durable ? 'True' : 'False'}` +
       `${s.durable ? `, max_wal_flush_interval_ms=${PYLANCE_DURABLE_FLUSH_INTERVAL_MS}` : ''}, ` +
-      `${s.store === 'memory' ? 'a MemTable too big to flush during the run, since its flush fails on memory://' : 'the same MemTable sizes'}).put(batch)` +
+      `${pylanceUnflushed(s) ? 'a MemTable too big to flush during the run, since its flush fails on memory://' : 'the same MemTable sizes'}).put(batch)` +
       `${s.concurrency > 1 ? ` from ${s.concurrency} Python threads` : ''}; timed inside a Python process`,
     unsupported: (s) =>
       s.store === 'memory' && !s.durable

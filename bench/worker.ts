@@ -19,7 +19,13 @@ import { performance } from 'node:perf_hooks'
 import { Table, tableToIPC } from 'apache-arrow'
 import { openShardWriter, type ShardWriter, type ShardWriterOptions } from '../ts/index.js'
 import { MIB, type RawBatch, SCHEMA, type Workload, workload, workloadFromRaw } from './common.js'
-import { CONCURRENCY, DEPS_DIR, MEMTABLE_SETTINGS, type Scenario } from './scenarios.js'
+import {
+  CONCURRENCY,
+  DEPS_DIR,
+  MEMTABLE_SETTINGS,
+  type Scenario,
+  UNFLUSHED_MEMTABLE_SETTINGS,
+} from './scenarios.js'
 
 export interface RunSpec {
   scenario: Scenario
@@ -66,13 +72,19 @@ function memoryName(dir: string): string {
   return `bench-${basename(dir)}-${process.pid}`
 }
 
-function memwal(mode: 'wal' | 'mt'): Opener {
+const MEMWAL_CONFIGS = {
+  wal: { enableMemtable: false },
+  mt: MEMTABLE_SETTINGS,
+  'mt-unflushed': UNFLUSHED_MEMTABLE_SETTINGS,
+}
+
+function memwal(mode: keyof typeof MEMWAL_CONFIGS): Opener {
   return async (spec, dir, pool) => {
     const s = spec.scenario
-    const config: Partial<ShardWriterOptions> =
-      mode === 'wal'
-        ? { enableMemtable: false, durableWrite: s.durable }
-        : { durableWrite: s.durable, ...MEMTABLE_SETTINGS }
+    const config: Partial<ShardWriterOptions> = {
+      durableWrite: s.durable,
+      ...MEMWAL_CONFIGS[mode],
+    }
     const uri = s.store === 'memory' ? `memory://${memoryName(dir)}` : `file://${dir}`
     const writer: ShardWriter = await openShardWriter(uri, { schema: SCHEMA, config })
     let stats: Record<string, unknown> = {}
@@ -214,6 +226,7 @@ const lanceDb: Opener = async (spec, dir, pool) => {
 const OPENERS: Record<string, Opener> = {
   'memwal-wal': memwal('wal'),
   'memwal-mt': memwal('mt'),
+  'memwal-mt-unflushed': memwal('mt-unflushed'),
   ts: tsWriter(false),
   'ts-group': tsWriter(true),
   lancedb: lanceDb,
