@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use arrow_array::RecordBatch;
 use arrow_schema::DataType;
-use bytes::Bytes;
 use parquet::arrow::{ArrowSchemaConverter, ArrowWriter};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
@@ -159,7 +158,7 @@ pub async fn write_generation(
     .await?;
     let folder = format!("{:08x}_gen_{}", rand::random::<u32>(), table.generation());
     let path = root.path(&format!("{}/{folder}/data.parquet", layout.shard_dir()));
-    match root.put_if_absent(&path, Bytes::from(bytes)).await? {
+    match root.put_file_if_absent(&path, bytes).await? {
         CreateOutcome::Created => {}
         CreateOutcome::AlreadyExists => {
             return Err(Error::io(format!(
@@ -181,6 +180,7 @@ mod tests {
     use super::*;
     use arrow_array::{FixedSizeListArray, Float32Array, Int64Array, StringArray};
     use arrow_schema::{Field, Schema};
+    use bytes::Bytes;
     use parquet::basic::Encoding;
     use parquet::file::reader::{FileReader, SerializedFileReader};
 

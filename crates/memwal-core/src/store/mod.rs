@@ -2,8 +2,12 @@
 //! memwal needs (create-if-absent, overwrite, get, head, list).
 //!
 //! Every backend is reached through `object_store`, so a fault-injecting
-//! wrapper can sit between memwal and any real store.
+//! wrapper can sit between memwal and any real store. The one exception is
+//! the bulk write of a flushed file on a local root opened by URI
+//! ([`StorageRoot::put_file_if_absent`]), which bypasses the page cache.
 
+#[cfg(unix)]
+mod local_direct;
 mod root;
 mod uri;
 

@@ -28,6 +28,8 @@ pub struct StorageRoot {
     store: Arc<dyn ObjectStore>,
     base: Path,
     uri: String,
+    /// The directory behind `store` when it is a local root opened by URI.
+    local_dir: Option<Arc<std::path::PathBuf>>,
 }
 
 impl std::fmt::Debug for StorageRoot {
@@ -132,7 +134,9 @@ impl StorageRoot {
                 let store = LocalFileSystem::new_with_prefix(&dir)
                     .map_err(Error::from)?
                     .with_fsync(true);
-                Ok(Self::new(Arc::new(store), Path::default(), uri))
+                let mut root = Self::new(Arc::new(store), Path::default(), uri);
+                root.local_dir = Some(Arc::new(dir));
+                Ok(root)
             }
             RootLocation::Memory { name, prefix } => {
                 let store = memory_stores()
@@ -152,6 +156,7 @@ impl StorageRoot {
             store,
             base,
             uri: uri.into(),
+            local_dir: None,
         }
     }
 
@@ -188,6 +193,22 @@ impl StorageRoot {
             | Err(object_store::Error::Precondition { .. }) => Ok(CreateOutcome::AlreadyExists),
             Err(err) => Err(Error::from(err).context(format!("Create {path}"))),
         }
+    }
+
+    /// [`put_if_absent`](Self::put_if_absent) for a large file written once
+    /// and read rarely (a flushed generation): on a local root it skips the
+    /// page cache where the file system allows it.
+    pub async fn put_file_if_absent(&self, path: &Path, bytes: Vec<u8>) -> Result<CreateOutcome> {
+        #[cfg(unix)]
+        if let Some(dir) = &self.local_dir {
+            let file = path
+                .parts()
+                .fold(dir.as_ref().clone(), |p, part| p.join(part.as_ref()));
+            return tokio::task::spawn_blocking(move || super::local_direct::create(&file, &bytes))
+                .await?
+                .map_err(|e| Error::io(format!("Cannot create {path}: {e}")));
+        }
+        self.put_if_absent(path, Bytes::from(bytes)).await
     }
 
     /// Unconditional write (used only for best-effort hints).
@@ -301,6 +322,24 @@ mod tests {
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
         assert_eq!(names, vec!["x.arrow"]);
+    }
+
+    #[tokio::test]
+    async fn local_file_creates_are_seen_through_the_object_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = StorageRoot::open(dir.path().to_str().unwrap()).unwrap();
+        let folder = root.path("shard/0000abcd_gen_1");
+        let key = root.path("shard/0000abcd_gen_1/data.parquet");
+        let bytes: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
+        let created = root.put_file_if_absent(&key, bytes.clone()).await.unwrap();
+        assert_eq!(created, CreateOutcome::Created);
+        let again = root.put_file_if_absent(&key, vec![1, 2, 3]).await.unwrap();
+        assert_eq!(again, CreateOutcome::AlreadyExists);
+        assert_eq!(root.get(&key).await.unwrap(), Some(Bytes::from(bytes)));
+        assert_eq!(
+            root.list_names(&folder).await.unwrap(),
+            vec!["data.parquet"]
+        );
     }
 
     #[tokio::test]
