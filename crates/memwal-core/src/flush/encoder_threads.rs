@@ -25,8 +25,8 @@ fn thread_count() -> usize {
         .clamp(2, 8)
 }
 
-fn queue() -> Result<&'static Mutex<Sender<Job>>> {
-    static QUEUE: OnceLock<std::result::Result<Mutex<Sender<Job>>, String>> = OnceLock::new();
+fn queue() -> Result<&'static Sender<Job>> {
+    static QUEUE: OnceLock<std::result::Result<Sender<Job>, String>> = OnceLock::new();
     QUEUE
         .get_or_init(|| {
             let (sender, receiver) = channel::<Job>();
@@ -38,7 +38,7 @@ fn queue() -> Result<&'static Mutex<Sender<Job>>> {
                     .spawn(move || work(&receiver))
                     .map_err(|e| format!("Cannot start a Parquet encoder thread: {e}"))?;
             }
-            Ok(Mutex::new(sender))
+            Ok(sender)
         })
         .as_ref()
         .map_err(|e| Error::internal(e.clone()))
@@ -79,8 +79,6 @@ pub async fn run<T: Send + 'static>(
         let _ = done.send(outcome);
     });
     queue()?
-        .lock()
-        .map_err(|_| Error::internal("Parquet encoder queue is poisoned"))?
         .send(job)
         .map_err(|_| Error::internal("Parquet encoder threads are gone"))?;
     result

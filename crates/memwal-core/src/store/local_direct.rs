@@ -117,7 +117,7 @@ fn write_all(mut file: &File, bytes: &[u8]) -> std::io::Result<usize> {
     }
     if body < bytes.len() {
         if direct {
-            set_direct(file, false)?;
+            clear_direct(file)?;
         }
         file.write_all(&bytes[body..])?;
     }
@@ -133,20 +133,13 @@ fn is_direct(file: &File) -> std::io::Result<bool> {
     Ok(flags & libc::O_DIRECT != 0)
 }
 
-fn set_direct(file: &File, on: bool) -> std::io::Result<()> {
+/// Back to buffered I/O for a tail that direct I/O cannot write.
+fn clear_direct(file: &File) -> std::io::Result<()> {
     // SAFETY: F_GETFL/F_SETFL on a descriptor this `File` owns change only
     // its status flags.
     unsafe {
         let flags = libc::fcntl(file.as_raw_fd(), libc::F_GETFL);
-        if flags < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        let flags = if on {
-            flags | libc::O_DIRECT
-        } else {
-            flags & !libc::O_DIRECT
-        };
-        if libc::fcntl(file.as_raw_fd(), libc::F_SETFL, flags) < 0 {
+        if flags < 0 || libc::fcntl(file.as_raw_fd(), libc::F_SETFL, flags & !libc::O_DIRECT) < 0 {
             return Err(std::io::Error::last_os_error());
         }
     }
