@@ -1,11 +1,14 @@
 //! Writing one generation as `<8 hex>_gen_<N>/data.parquet`.
 
+use std::io::Write;
 use std::sync::Arc;
 
 use arrow_array::RecordBatch;
 use arrow_schema::DataType;
+use bytes::Bytes;
 use parquet::arrow::{ArrowSchemaConverter, ArrowWriter};
 use parquet::basic::{Compression, ZstdLevel};
+use parquet::errors::ParquetError;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
@@ -13,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::layout::ShardLayout;
 use crate::manifest::FlushedGeneration;
 use crate::memtable::MemTable;
-use crate::store::{CreateOutcome, StorageRoot};
+use crate::store::{CreateOutcome, StagedFile, StorageRoot};
 
 /// Codec of flushed Parquet files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,55 +119,99 @@ fn writer_properties(
 }
 
 /// Encode batches as one Parquet file with the Arrow schema embedded, rows
-/// in put order.
+/// in put order, into `out`.
+fn encode_into<W: Write + Send>(
+    out: W,
+    table_schema: arrow_schema::SchemaRef,
+    batches: &[RecordBatch],
+    compression: FlushCompression,
+) -> Result<()> {
+    let props = writer_properties(&table_schema, compression)?;
+    let mut writer = ArrowWriter::try_new(out, table_schema, Some(props))
+        .map_err(|e| encode_error("Cannot start Parquet file", e))?;
+    for batch in batches {
+        writer
+            .write(batch)
+            .map_err(|e| encode_error("Cannot encode Parquet rows", e))?;
+    }
+    writer
+        .close()
+        .map_err(|e| encode_error("Cannot finish Parquet file", e))?;
+    Ok(())
+}
+
+#[cfg(test)]
 fn encode(
     table_schema: arrow_schema::SchemaRef,
     batches: &[RecordBatch],
     compression: FlushCompression,
 ) -> Result<Vec<u8>> {
-    let props = writer_properties(&table_schema, compression)?;
     let mut out = Vec::new();
-    let mut writer = ArrowWriter::try_new(&mut out, table_schema, Some(props))
-        .map_err(|e| Error::internal(format!("Cannot start Parquet file: {e}")))?;
-    for batch in batches {
-        writer
-            .write(batch)
-            .map_err(|e| Error::internal(format!("Cannot encode Parquet rows: {e}")))?;
-    }
-    writer
-        .close()
-        .map_err(|e| Error::internal(format!("Cannot finish Parquet file: {e}")))?;
+    encode_into(&mut out, table_schema, batches, compression)?;
     Ok(out)
+}
+
+/// Every row of `table` as one Parquet file, into `out`.
+fn encode_table<W: Write + Send>(
+    out: W,
+    table: &MemTable,
+    compression: FlushCompression,
+) -> Result<()> {
+    let batches: Vec<RecordBatch> = table.stored().iter().map(|b| b.batch.clone()).collect();
+    encode_into(out, table.schema().clone(), &batches, compression)
+}
+
+/// A failed write of the file (disk full, say) is `IO`; anything else the
+/// encoder reports is a bug, `INTERNAL`.
+fn encode_error(context: &str, err: ParquetError) -> Error {
+    match &err {
+        ParquetError::External(inner) if inner.is::<std::io::Error>() => {
+            Error::io(format!("{context}: {inner}"))
+        }
+        _ => Error::internal(format!("{context}: {err}")),
+    }
 }
 
 /// Write `table`'s rows under a fresh random folder of the shard. Nothing
 /// references the folder until the manifest commit, so a crash or a retry
 /// leaves at most an unreferenced folder behind.
+///
+/// On a local root the encoder streams the file to disk as it goes; on an
+/// object store the file is encoded in memory and uploaded whole.
 pub async fn write_generation(
     root: &StorageRoot,
     layout: &ShardLayout,
     table: &Arc<MemTable>,
     compression: FlushCompression,
 ) -> Result<FlushedGeneration> {
-    let encoded_table = table.clone();
-    let bytes = super::encoder_threads::run(move || {
-        let batches: Vec<RecordBatch> = encoded_table
-            .stored()
-            .iter()
-            .map(|b| b.batch.clone())
-            .collect();
-        encode(encoded_table.schema().clone(), &batches, compression)
-    })
-    .await?;
     let folder = format!("{:08x}_gen_{}", rand::random::<u32>(), table.generation());
     let path = root.path(&format!("{}/{folder}/data.parquet", layout.shard_dir()));
-    match root.put_file_if_absent(&path, bytes).await? {
-        CreateOutcome::Created => {}
-        CreateOutcome::AlreadyExists => {
-            return Err(Error::io(format!(
-                "Generation folder {folder} already exists"
-            )));
+    let encoded = table.clone();
+    let outcome = match root.local_file(&path) {
+        Some(file) => {
+            super::encoder_threads::run(move || {
+                let io =
+                    |e: std::io::Error| Error::io(format!("Cannot write {}: {e}", file.display()));
+                let mut staged = StagedFile::create(&file).map_err(io)?;
+                encode_table(&mut staged, &encoded, compression)?;
+                staged.finish().map_err(io)
+            })
+            .await?
         }
+        None => {
+            let bytes = super::encoder_threads::run(move || {
+                let mut bytes = Vec::new();
+                encode_table(&mut bytes, &encoded, compression)?;
+                Ok(bytes)
+            })
+            .await?;
+            root.put_if_absent(&path, Bytes::from(bytes)).await?
+        }
+    };
+    if outcome == CreateOutcome::AlreadyExists {
+        return Err(Error::io(format!(
+            "Generation folder {folder} already exists"
+        )));
     }
     Ok(FlushedGeneration {
         generation: table.generation(),
@@ -180,7 +227,6 @@ mod tests {
     use super::*;
     use arrow_array::{FixedSizeListArray, Float32Array, Int64Array, StringArray};
     use arrow_schema::{Field, Schema};
-    use bytes::Bytes;
     use parquet::basic::Encoding;
     use parquet::file::reader::{FileReader, SerializedFileReader};
 

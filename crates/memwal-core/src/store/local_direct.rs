@@ -1,11 +1,13 @@
-//! Create-if-absent of a large local file without going through the page
-//! cache.
+//! Create-if-absent of a large local file, streamed, without going through
+//! the page cache.
 //!
 //! A flushed generation is written once and read rarely, yet a buffered
 //! write copies all of it into the page cache first, and on a machine whose
 //! fresh memory is expensive to touch (a VM) that copy cost as much CPU as
-//! encoding the file. `O_DIRECT` hands the encoder's buffer to the disk
-//! instead. The protocol is the one `object_store`'s local store uses, so
+//! encoding the file. [`StagedFile`] gathers what the encoder writes into
+//! one reused, aligned block and hands each full block to the disk with
+//! `O_DIRECT`, so neither the page cache nor a buffer the size of the file
+//! is filled. The protocol is the one `object_store`'s local store uses, so
 //! the two stay interchangeable: a staging file named `<name>#<digits>`
 //! (hidden from listings), fsync, a hard link to the final name (which fails
 //! if the name is taken), and fsyncs of every directory that changed.
@@ -22,30 +24,117 @@ use super::CreateOutcome;
 /// of the device's block size; a page is a multiple of every common one.
 const ALIGN: usize = 4096;
 
-/// Write `bytes` as a new file at `path`, creating missing directories.
-/// Never overwrites: an existing file gives [`CreateOutcome::AlreadyExists`]
-/// and stays as it was. Durable (data and names) when it returns `Created`.
-pub fn create(path: &Path, bytes: &[u8]) -> std::io::Result<CreateOutcome> {
-    let parent = path
-        .parent()
-        .ok_or_else(|| std::io::Error::new(ErrorKind::InvalidInput, "a file path has a parent"))?;
-    create_dirs_durably(parent)?;
-    let (file, staging) = open_staging(path)?;
-    let written = write_all(&file, bytes).and_then(|_| file.sync_all());
-    drop(file);
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&staging);
-        return Err(e);
+/// Bytes gathered before each direct write: big enough that the disk sees
+/// large requests, small next to a generation.
+const BLOCK: usize = 1 << 20;
+
+/// A new file written under a hidden staging name and published under its
+/// final name by [`finish`](Self::finish), never replacing an existing
+/// file. Dropped unfinished, it removes the staging file.
+pub struct StagedFile {
+    path: PathBuf,
+    staging: PathBuf,
+    file: File,
+    /// `BLOCK + ALIGN` bytes, of which `BLOCK` from `start` are aligned;
+    /// empty when the file system refused direct I/O.
+    block: Vec<u8>,
+    start: usize,
+    filled: usize,
+}
+
+impl StagedFile {
+    /// Create missing directories (durably) and the staging file.
+    pub fn create(path: &Path) -> std::io::Result<Self> {
+        let parent = path.parent().ok_or_else(|| {
+            std::io::Error::new(ErrorKind::InvalidInput, "a file path has a parent")
+        })?;
+        create_dirs_durably(parent)?;
+        let (file, staging) = open_staging(path)?;
+        let block = if is_direct(&file)? {
+            vec![0u8; BLOCK + ALIGN]
+        } else {
+            Vec::new()
+        };
+        let start = block.as_ptr().align_offset(ALIGN);
+        Ok(Self {
+            path: path.to_path_buf(),
+            staging,
+            file,
+            block,
+            start,
+            filled: 0,
+        })
     }
-    let linked = std::fs::hard_link(&staging, path);
-    let _ = std::fs::remove_file(&staging);
-    match linked {
-        Ok(()) => {
-            fsync_dir(parent)?;
-            Ok(CreateOutcome::Created)
+
+    /// Write what is left, make it durable and publish it under the final
+    /// name: [`CreateOutcome::AlreadyExists`] if that name is taken (the
+    /// existing file is left as it was).
+    pub fn finish(mut self) -> std::io::Result<CreateOutcome> {
+        if !self.block.is_empty() {
+            let aligned = self.filled / ALIGN * ALIGN;
+            self.write_block(aligned)?;
+            if self.filled > 0 {
+                clear_direct(&self.file)?;
+                let tail = self.start..self.start + self.filled;
+                (&self.file).write_all(&self.block[tail])?;
+            }
         }
-        Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(CreateOutcome::AlreadyExists),
-        Err(e) => Err(e),
+        self.file.sync_all()?;
+        let linked = std::fs::hard_link(&self.staging, &self.path);
+        let _ = std::fs::remove_file(&self.staging);
+        match linked {
+            Ok(()) => {
+                if let Some(parent) = self.path.parent() {
+                    fsync_dir(parent)?;
+                }
+                Ok(CreateOutcome::Created)
+            }
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(CreateOutcome::AlreadyExists),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Write the first `len` gathered bytes (a multiple of `ALIGN`) with
+    /// direct I/O and keep the rest at the start of the block.
+    fn write_block(&mut self, len: usize) -> std::io::Result<()> {
+        if len == 0 {
+            return Ok(());
+        }
+        (&self.file).write_all(&self.block[self.start..self.start + len])?;
+        let rest = self.start + len..self.start + self.filled;
+        self.block.copy_within(rest, self.start);
+        self.filled -= len;
+        Ok(())
+    }
+}
+
+impl Write for StagedFile {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if self.block.is_empty() {
+            return (&self.file).write(data);
+        }
+        let n = data.len().min(BLOCK - self.filled);
+        let at = self.start + self.filled;
+        self.block[at..at + n].copy_from_slice(&data[..n]);
+        self.filled += n;
+        if self.filled == BLOCK {
+            self.write_block(BLOCK)?;
+        }
+        Ok(n)
+    }
+
+    /// Bytes reach the file in whole blocks; [`finish`](StagedFile::finish)
+    /// writes the rest.
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for StagedFile {
+    fn drop(&mut self) {
+        // After `finish` the staging name is gone already; this only
+        // cleans up after an encode that failed or panicked.
+        let _ = std::fs::remove_file(&self.staging);
     }
 }
 
@@ -76,8 +165,9 @@ fn create_dirs_durably(dir: &Path) -> std::io::Result<()> {
     }
 }
 
-/// A new staging file beside `path`, opened for direct I/O where the file
-/// system allows it (some refuse `O_DIRECT` with `EINVAL`).
+/// A new staging file beside `path` (`<name>#<digits>`, which listings
+/// skip), opened for direct I/O where the file system allows it (some
+/// refuse `O_DIRECT` with `EINVAL`).
 fn open_staging(path: &Path) -> std::io::Result<(File, PathBuf)> {
     loop {
         let mut name = path.as_os_str().to_owned();
@@ -100,28 +190,6 @@ fn open_staging(path: &Path) -> std::io::Result<(File, PathBuf)> {
             Err(e) => return Err(e),
         }
     }
-}
-
-/// The block-aligned body with direct I/O when the buffer allows it, the
-/// rest (or everything) through the page cache. Returns the bytes written
-/// directly.
-fn write_all(mut file: &File, bytes: &[u8]) -> std::io::Result<usize> {
-    let direct = is_direct(file)?;
-    let body = if direct && (bytes.as_ptr() as usize).is_multiple_of(ALIGN) {
-        bytes.len() / ALIGN * ALIGN
-    } else {
-        0
-    };
-    if body > 0 {
-        file.write_all(&bytes[..body])?;
-    }
-    if body < bytes.len() {
-        if direct {
-            clear_direct(file)?;
-        }
-        file.write_all(&bytes[body..])?;
-    }
-    Ok(body)
 }
 
 fn is_direct(file: &File) -> std::io::Result<bool> {
@@ -154,14 +222,8 @@ fn fsync_dir(dir: &Path) -> std::io::Result<()> {
 mod tests {
     use super::*;
 
-    /// `len` bytes of a recognisable pattern starting at a page boundary.
-    fn page_aligned(len: usize) -> (Vec<u8>, usize) {
-        let mut buf = vec![0u8; len + ALIGN];
-        let start = buf.as_ptr().align_offset(ALIGN);
-        for (i, b) in buf[start..start + len].iter_mut().enumerate() {
-            *b = (i * 7 % 251) as u8;
-        }
-        (buf, start)
+    fn pattern(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i * 7 % 251) as u8).collect()
     }
 
     fn names(dir: &Path) -> Vec<String> {
@@ -173,75 +235,76 @@ mod tests {
         names
     }
 
+    /// Write `bytes` in pieces of `piece` bytes and publish.
+    fn write_in_pieces(path: &Path, bytes: &[u8], piece: usize) -> CreateOutcome {
+        let mut file = StagedFile::create(path).unwrap();
+        for chunk in bytes.chunks(piece.max(1)) {
+            file.write_all(chunk).unwrap();
+        }
+        file.finish().unwrap()
+    }
+
     #[test]
-    fn aligned_and_unaligned_buffers_are_written_exactly() {
+    fn files_of_any_size_written_in_any_pieces_read_back_exactly() {
         let dir = tempfile::tempdir().unwrap();
-        let (buf, start) = page_aligned(3 * ALIGN + 123);
-        for (name, bytes) in [
-            ("aligned-with-tail", &buf[start..start + 3 * ALIGN + 123]),
-            ("aligned-exact", &buf[start..start + 2 * ALIGN]),
-            ("unaligned", &buf[start + 1..start + 2 * ALIGN + 1]),
-            ("small", &buf[start..start + 10]),
-            ("empty", &buf[start..start]),
-        ] {
+        let cases = [
+            ("empty", 0, 1),
+            ("small", 10, 3),
+            ("one-page", ALIGN, 1000),
+            ("blocks-and-tail", 2 * BLOCK + 3 * ALIGN + 123, 100_000),
+            ("exact-blocks", 2 * BLOCK, 8192),
+            ("one-big-write", BLOCK + 5, BLOCK + 5),
+        ];
+        for (name, len, piece) in cases {
+            let bytes = pattern(len);
             let path = dir.path().join("gen").join(name);
             assert_eq!(
-                create(&path, bytes).unwrap(),
+                write_in_pieces(&path, &bytes, piece),
                 CreateOutcome::Created,
                 "{name}"
             );
             assert_eq!(std::fs::read(&path).unwrap(), bytes, "{name}");
         }
-        assert_eq!(
-            names(&dir.path().join("gen")),
-            [
-                "aligned-exact",
-                "aligned-with-tail",
-                "empty",
-                "small",
-                "unaligned"
-            ]
-        );
+        let mut expected: Vec<_> = cases.iter().map(|c| c.0.to_string()).collect();
+        expected.sort();
+        assert_eq!(names(&dir.path().join("gen")), expected);
     }
 
     #[test]
     fn a_taken_name_is_reported_and_keeps_its_bytes() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a/b/data.parquet");
-        let (buf, start) = page_aligned(2 * ALIGN);
-        let first = &buf[start..start + ALIGN];
-        let second = &buf[start + ALIGN..start + 2 * ALIGN];
-        assert_eq!(create(&path, first).unwrap(), CreateOutcome::Created);
-        assert_eq!(create(&path, second).unwrap(), CreateOutcome::AlreadyExists);
+        let first = pattern(BLOCK + 17);
+        assert_eq!(write_in_pieces(&path, &first, 4096), CreateOutcome::Created);
+        assert_eq!(
+            write_in_pieces(&path, &[1, 2, 3], 1),
+            CreateOutcome::AlreadyExists
+        );
         assert_eq!(std::fs::read(&path).unwrap(), first);
         assert_eq!(names(&dir.path().join("a/b")), ["data.parquet"]);
     }
 
     #[test]
-    fn an_aligned_body_bypasses_the_page_cache_on_a_disk_file_system() {
+    fn full_blocks_bypass_the_page_cache_on_a_disk_file_system() {
         // The temp dir is on ext4 here, which supports O_DIRECT.
         let dir = tempfile::tempdir().unwrap();
-        let (file, staging) = open_staging(&dir.path().join("f")).unwrap();
-        assert!(is_direct(&file).unwrap());
-        let (buf, start) = page_aligned(2 * ALIGN + 5);
-        let direct = write_all(&file, &buf[start..start + 2 * ALIGN + 5]).unwrap();
-        assert_eq!(direct, 2 * ALIGN);
-        assert!(!is_direct(&file).unwrap(), "the tail needs buffered I/O");
-        drop(file);
+        let mut file = StagedFile::create(&dir.path().join("f")).unwrap();
+        assert!(is_direct(&file.file).unwrap());
+        file.write_all(&pattern(BLOCK + 10)).unwrap();
         assert_eq!(
-            std::fs::read(&staging).unwrap(),
-            &buf[start..start + 2 * ALIGN + 5]
+            std::fs::metadata(&file.staging).unwrap().len(),
+            BLOCK as u64
         );
+        assert!(is_direct(&file.file).unwrap());
+        assert_eq!(file.finish().unwrap(), CreateOutcome::Created);
     }
 
     #[test]
-    fn an_unaligned_buffer_is_written_through_the_page_cache() {
+    fn an_unfinished_file_leaves_nothing_behind() {
         let dir = tempfile::tempdir().unwrap();
-        let (file, staging) = open_staging(&dir.path().join("f")).unwrap();
-        let (buf, start) = page_aligned(2 * ALIGN + 1);
-        let bytes = &buf[start + 1..start + 2 * ALIGN + 1];
-        assert_eq!(write_all(&file, bytes).unwrap(), 0);
+        let mut file = StagedFile::create(&dir.path().join("f")).unwrap();
+        file.write_all(&pattern(BLOCK * 2)).unwrap();
         drop(file);
-        assert_eq!(std::fs::read(&staging).unwrap(), bytes);
+        assert!(names(dir.path()).is_empty());
     }
 }

@@ -4,12 +4,15 @@
 //! Every backend is reached through `object_store`, so a fault-injecting
 //! wrapper can sit between memwal and any real store. The one exception is
 //! the bulk write of a flushed file on a local root opened by URI
-//! ([`StorageRoot::put_file_if_absent`]), which bypasses the page cache.
+//! ([`StorageRoot::local_file`], [`StagedFile`]), which bypasses the page
+//! cache.
 
 #[cfg(unix)]
 mod local_direct;
 mod root;
 mod uri;
 
+#[cfg(unix)]
+pub use local_direct::StagedFile;
 pub use root::{CreateOutcome, StorageOptions, StorageRoot};
 pub use uri::{parse_root_uri, RootLocation};

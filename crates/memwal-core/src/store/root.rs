@@ -195,20 +195,17 @@ impl StorageRoot {
         }
     }
 
-    /// [`put_if_absent`](Self::put_if_absent) for a large file written once
-    /// and read rarely (a flushed generation): on a local root it skips the
-    /// page cache where the file system allows it.
-    pub async fn put_file_if_absent(&self, path: &Path, bytes: Vec<u8>) -> Result<CreateOutcome> {
-        #[cfg(unix)]
-        if let Some(dir) = &self.local_dir {
-            let file = path
-                .parts()
-                .fold(dir.as_ref().clone(), |p, part| p.join(part.as_ref()));
-            return tokio::task::spawn_blocking(move || super::local_direct::create(&file, &bytes))
-                .await?
-                .map_err(|e| Error::io(format!("Cannot create {path}: {e}")));
-        }
-        self.put_if_absent(path, Bytes::from(bytes)).await
+    /// Where `path` lives on disk, for a local root opened by URI: large
+    /// files written once (flushed generations) are then streamed there
+    /// with [`StagedFile`](super::StagedFile), past the page cache, instead
+    /// of through [`put_if_absent`](Self::put_if_absent). `None` for object
+    /// stores and for stores wrapped with [`new`](Self::new).
+    pub fn local_file(&self, path: &Path) -> Option<std::path::PathBuf> {
+        let dir = self.local_dir.as_ref()?;
+        Some(
+            path.parts()
+                .fold(dir.as_ref().clone(), |p, part| p.join(part.as_ref())),
+        )
     }
 
     /// Unconditional write (used only for best-effort hints).
@@ -325,21 +322,30 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn local_file_creates_are_seen_through_the_object_store() {
+    async fn local_files_written_directly_are_seen_through_the_object_store() {
+        use std::io::Write;
         let dir = tempfile::tempdir().unwrap();
         let root = StorageRoot::open(dir.path().to_str().unwrap()).unwrap();
         let folder = root.path("shard/0000abcd_gen_1");
         let key = root.path("shard/0000abcd_gen_1/data.parquet");
-        let bytes: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
-        let created = root.put_file_if_absent(&key, bytes.clone()).await.unwrap();
-        assert_eq!(created, CreateOutcome::Created);
-        let again = root.put_file_if_absent(&key, vec![1, 2, 3]).await.unwrap();
-        assert_eq!(again, CreateOutcome::AlreadyExists);
+        let file = root.local_file(&key).unwrap();
+        assert_eq!(file, dir.path().join("shard/0000abcd_gen_1/data.parquet"));
+        let bytes: Vec<u8> = (0..3_000_000u32).map(|i| (i % 253) as u8).collect();
+        let mut staged = super::super::StagedFile::create(&file).unwrap();
+        staged.write_all(&bytes).unwrap();
+        // Not visible under any name until published.
+        assert!(root.list_names(&folder).await.unwrap().is_empty());
+        assert_eq!(staged.finish().unwrap(), CreateOutcome::Created);
         assert_eq!(root.get(&key).await.unwrap(), Some(Bytes::from(bytes)));
         assert_eq!(
             root.list_names(&folder).await.unwrap(),
             vec!["data.parquet"]
         );
+
+        let wrapped = StorageRoot::new(root.store().clone(), Path::default(), "wrapped");
+        assert_eq!(wrapped.local_file(&key), None);
+        let memory = StorageRoot::open("memory://local-file").unwrap();
+        assert_eq!(memory.local_file(&key), None);
     }
 
     #[tokio::test]
