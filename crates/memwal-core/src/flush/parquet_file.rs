@@ -341,6 +341,31 @@ mod tests {
     }
 
     #[test]
+    fn a_failing_file_write_is_an_io_error() {
+        struct Full;
+        impl Write for Full {
+            fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::StorageFull,
+                    "no space left",
+                ))
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(Int64Array::from_iter_values(0..10_000))],
+        )
+        .unwrap();
+        let err = encode_into(Full, schema, &[batch], FlushCompression::None).unwrap_err();
+        assert_eq!(err.code(), crate::error::ErrorCode::Io, "{err}");
+        assert!(err.to_string().contains("no space left"), "{err}");
+    }
+
+    #[test]
     fn wide_rows_are_cut_into_row_groups_by_encoded_size() {
         let item = Arc::new(Field::new("item", DataType::Float32, true));
         let schema = Arc::new(Schema::new(vec![Field::new(
