@@ -738,3 +738,18 @@ async fn the_next_generation_is_written_while_the_one_before_is_still_being_writ
     assert_eq!(committed, vec![(1, Some(5)), (2, Some(7))]);
     writer.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drained_flush_is_already_counted_in_the_stats() {
+    let root = test_root("mt-stats-order");
+    let writer = open(&root, None, memtable()).await;
+    for i in 1..=iterations(40) as u64 {
+        writer.put(vec![batch(i as i64, 2)]).await.unwrap();
+        assert!(writer.force_seal_active().await.unwrap());
+        writer.wait_for_flush_drain().await.unwrap();
+        let stats = writer.stats();
+        assert_eq!(stats.memtable_flush_count, i, "after flush {i}");
+        assert_eq!(stats.memtable_flush_rows, 2 * i);
+    }
+    writer.close().await.unwrap();
+}

@@ -966,3 +966,16 @@ async fn a_takeover_between_claim_and_finding_the_tip_fences_the_opening_writer(
         "epoch 2 wrote after epoch 3's sentinel"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resolved_put_is_already_counted_in_the_stats() {
+    let root = test_root("stats-order");
+    let writer = open(&root, None, wal_only()).await;
+    for i in 1..=iterations(300) as u64 {
+        writer.put(vec![batch(i as i64, 1)]).await.unwrap();
+        let stats = writer.stats();
+        assert_eq!(stats.wal_flush_count, i, "after put {i}");
+        assert!(stats.wal_flush_bytes > 0);
+    }
+    writer.close().await.unwrap();
+}

@@ -500,14 +500,15 @@ impl Flusher {
                 Err(err) => self.retry_later(frozen, &mut attempts, err).await?,
             }
         }
-        self.queue.forget_entries_through(table.end_position());
-        self.tables.committed(frozen);
+        // Count before `committed` wakes anyone waiting for the drain.
         WriterCounters::add(&self.counters.memtable_flush_count, 1);
         WriterCounters::add(&self.counters.memtable_flush_rows, table.row_count());
         WriterCounters::add_time(
             &self.counters.memtable_flush_time_ns,
             written.started.elapsed(),
         );
+        self.queue.forget_entries_through(table.end_position());
+        self.tables.committed(frozen);
         tracing::info!(
             generation = table.generation(),
             rows = table.row_count(),

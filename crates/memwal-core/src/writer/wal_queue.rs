@@ -444,13 +444,15 @@ impl WalQueue {
                                     Ordering::Relaxed,
                                 );
                             }
-                            self.complete(position);
+                            // Count before waking the waiters: a put that
+                            // resolves must find its append in the stats.
                             WriterCounters::add(&counters.wal_flush_count, 1);
                             WriterCounters::add(&counters.wal_flush_bytes, len);
                             WriterCounters::add_time(
                                 &counters.wal_flush_time_ns,
                                 started.elapsed(),
                             );
+                            self.complete(position);
                         }
                         Err(err) => {
                             tracing::error!("WAL append failed, writer poisoned: {err}");
