@@ -284,7 +284,11 @@ export class ShardWriter implements AsyncDisposable {
     return { batchPositions: { start: result.start, end: result.end } }
   }
 
-  /** Counters: puts, WAL appends, bytes, time, backpressure. */
+  /**
+   * Counters: puts, WAL appends, bytes, time, backpressure. A put that has
+   * resolved is counted with its WAL append, and a `waitForFlushDrain` that
+   * has returned with its flushes.
+   */
   stats(): WriterStats {
     this.#ensureOpen()
     return nativeSync(() => this.#native.stats())
