@@ -16,7 +16,9 @@ use crate::error::{Error, Result};
 use crate::layout::ShardLayout;
 use crate::manifest::FlushedGeneration;
 use crate::memtable::MemTable;
-use crate::store::{CreateOutcome, StagedFile, StorageRoot};
+#[cfg(unix)]
+use crate::store::StagedFile;
+use crate::store::{CreateOutcome, StorageRoot};
 
 /// Codec of flushed Parquet files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -172,6 +174,34 @@ fn encode_error(context: &str, err: ParquetError) -> Error {
     }
 }
 
+/// Create `path` holding `table` as Parquet, if nothing is there yet.
+async fn write_file(
+    root: &StorageRoot,
+    path: &object_store::path::Path,
+    table: &Arc<MemTable>,
+    compression: FlushCompression,
+) -> Result<CreateOutcome> {
+    let encoded = table.clone();
+    // Streaming past the page cache needs direct I/O, which is unix-only.
+    #[cfg(unix)]
+    if let Some(file) = root.local_file(path) {
+        return super::encoder_threads::run(move || {
+            let io = |e: std::io::Error| Error::io(format!("Cannot write {}: {e}", file.display()));
+            let mut staged = StagedFile::create(&file).map_err(io)?;
+            encode_table(&mut staged, &encoded, compression)?;
+            staged.finish().map_err(io)
+        })
+        .await;
+    }
+    let bytes = super::encoder_threads::run(move || {
+        let mut bytes = Vec::new();
+        encode_table(&mut bytes, &encoded, compression)?;
+        Ok(bytes)
+    })
+    .await?;
+    root.put_if_absent(path, Bytes::from(bytes)).await
+}
+
 /// Write `table`'s rows under a fresh random folder of the shard. Nothing
 /// references the folder until the manifest commit, so a crash or a retry
 /// leaves at most an unreferenced folder behind.
@@ -186,28 +216,7 @@ pub async fn write_generation(
 ) -> Result<FlushedGeneration> {
     let folder = format!("{:08x}_gen_{}", rand::random::<u32>(), table.generation());
     let path = root.path(&format!("{}/{folder}/data.parquet", layout.shard_dir()));
-    let encoded = table.clone();
-    let outcome = match root.local_file(&path) {
-        Some(file) => {
-            super::encoder_threads::run(move || {
-                let io =
-                    |e: std::io::Error| Error::io(format!("Cannot write {}: {e}", file.display()));
-                let mut staged = StagedFile::create(&file).map_err(io)?;
-                encode_table(&mut staged, &encoded, compression)?;
-                staged.finish().map_err(io)
-            })
-            .await?
-        }
-        None => {
-            let bytes = super::encoder_threads::run(move || {
-                let mut bytes = Vec::new();
-                encode_table(&mut bytes, &encoded, compression)?;
-                Ok(bytes)
-            })
-            .await?;
-            root.put_if_absent(&path, Bytes::from(bytes)).await?
-        }
-    };
+    let outcome = write_file(root, &path, table, compression).await?;
     if outcome == CreateOutcome::AlreadyExists {
         return Err(Error::io(format!(
             "Generation folder {folder} already exists"
