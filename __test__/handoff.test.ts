@@ -238,6 +238,36 @@ describe('buffer hand-off', () => {
     }
   })
 
+  it('a put with more nodes than the shared number scratch starts with arrives whole, and so does the next', async () => {
+    // The number list is reused by the next put: note its header at each call.
+    const nodeNumbers: number[] = []
+    const putBuffers = NativeShardWriter.prototype.putBuffers
+    const spy = vi.spyOn(NativeShardWriter.prototype, 'putBuffers').mockImplementation(function (
+      this: NativeShardWriter,
+      ...args
+    ) {
+      nodeNumbers.push(args[1][1])
+      return putBuffers.apply(this, args)
+    })
+    const table = everyType(40)
+    // 60 sliced batches of every type: thousands of node numbers in one put.
+    const many = Array.from({ length: 60 }, (_, i) => table.batches[0].slice(i % 7, 20 + (i % 11)))
+    const uri = memoryRoot('handoff-many-nodes')
+    const writer = await openShardWriter(uri, {
+      schema: table.schema,
+      config: { enableMemtable: false },
+    })
+    await writer.put(many)
+    const small = table.slice(2, 5)
+    await writer.put(small)
+    expect(spy).toHaveBeenCalledTimes(2)
+    expect(nodeNumbers[0]).toBeGreaterThan(1024)
+    expect(nodeNumbers[1]).toBeLessThan(1024)
+    await writer.close()
+    expect(canonical(await readBack(uri, writer.shardId, 1))).toBe(canonical(new Table(many)))
+    expect(canonical(await readBack(uri, writer.shardId, 2))).toBe(canonical(small))
+  })
+
   it('batches built by apache-arrow 17 are handed over by structure', async () => {
     const spy = vi.spyOn(NativeShardWriter.prototype, 'putBuffers')
     const ids = arrow17.vectorFromArray([1n, 2n, null, 4n], new arrow17.Int64())

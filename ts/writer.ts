@@ -232,16 +232,16 @@ export class ShardWriter implements AsyncDisposable {
     const defer = this.#durable.settling
     const now = nativeSync(() =>
       handoff
-        ? this.#native.putBuffers(
-            handoff.schemaIpc,
-            handoff.rows,
-            handoff.nodes,
-            handoff.buffers,
-            defer,
-          )
+        ? this.#native.putBuffers(handoff.schemaIpc, handoff.numbers, handoff.buffers, defer)
         : this.#native.put(batchesToIPC(batches), defer),
     )
-    const result = now instanceof Promise ? await native(() => now) : now
+    if (typeof now === 'number') {
+      // Done within the call: the end position, negated if queued.
+      const end = Math.abs(now)
+      if (now < 0) await this.#durable.wait(end)
+      return { batchPositions: { start: end - batches.length, end } }
+    }
+    const result = await native(() => now)
     if (result.queued) await this.#durable.wait(result.end)
     if (result.end - result.start !== batches.length) {
       throw new MemWalError(
@@ -273,12 +273,7 @@ export class ShardWriter implements AsyncDisposable {
     const handoff = tryHandoff(nonEmpty)
     const result = await native(() =>
       handoff
-        ? this.#native.deleteBuffers(
-            handoff.schemaIpc,
-            handoff.rows,
-            handoff.nodes,
-            handoff.buffers,
-          )
+        ? this.#native.deleteBuffers(handoff.schemaIpc, handoff.numbers, handoff.buffers)
         : this.#native.delete(batchesToIPC(nonEmpty)),
     )
     return { batchPositions: { start: result.start, end: result.end } }

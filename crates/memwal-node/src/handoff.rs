@@ -1,11 +1,12 @@
 //! Record batches rebuilt from the buffers of apache-arrow's `Data` tree.
 //!
 //! `ts/handoff.ts` walks each batch once, depth first, and hands over two
-//! flat lists: three numbers per node (length, null count, bit offset of the
-//! validity bitmap and of boolean values) and the node's buffers in Arrow's
-//! layout order, validity first (`None` when there are no nulls). The
-//! dictionary of a dictionary column follows its indices as one more
-//! subtree. Each buffer is copied once, into aligned memory, before the
+//! flat lists: numbers (each batch's row count, then three per node: length,
+//! null count, bit offset of the validity bitmap and of boolean values; see
+//! [`split_numbers`]) and the nodes' buffers in Arrow's layout order,
+//! validity first (`None` when there are no nulls), each as the typed array
+//! apache-arrow holds it. The dictionary of a dictionary column follows its
+//! indices as one more subtree. Each buffer is copied once, into aligned memory, before the
 //! call returns; JS keeps no claim on anything afterwards.
 //!
 //! apache-arrow keeps every buffer but the bitmaps starting at the node's
@@ -80,6 +81,24 @@ pub fn import_batches(
     Ok(batches)
 }
 
+/// The row counts and node numbers of a hand-off. `numbers` is a scratch
+/// array JS reuses between puts: it starts with how many row counts and
+/// node numbers follow, and whatever comes after those is stale.
+pub fn split_numbers(numbers: &[f64]) -> Result<(&[f64], &[f64])> {
+    let [batches, node_numbers, rest @ ..] = numbers else {
+        return Err(malformed("the number list has no header"));
+    };
+    let batches = count(*batches, "batch count")?;
+    let node_numbers = count(*node_numbers, "node number count")?;
+    let Some(used) = rest.get(..batches + node_numbers) else {
+        return Err(malformed(format!(
+            "{batches} row counts and {node_numbers} node numbers do not fit in {} numbers",
+            rest.len()
+        )));
+    };
+    Ok(used.split_at(batches))
+}
+
 fn count(value: f64, what: &str) -> Result<usize> {
     if value.is_finite() && value >= 0.0 && value.fract() == 0.0 && value <= u32::MAX as f64 {
         Ok(value as usize)
@@ -149,10 +168,10 @@ impl<'a> Cursor<'a> {
             }
             DataType::Utf8 | DataType::Binary => builder
                 .add_buffer(offsets(self.required_buffer("offsets")?, node.len, 4))
-                .add_buffer(Buffer::from(self.required_buffer("data")?)),
+                .add_buffer(copy(self.required_buffer("data")?)),
             DataType::LargeUtf8 | DataType::LargeBinary => builder
                 .add_buffer(offsets(self.required_buffer("offsets")?, node.len, 8))
-                .add_buffer(Buffer::from(self.required_buffer("data")?)),
+                .add_buffer(copy(self.required_buffer("data")?)),
             DataType::List(child) | DataType::Map(child, _) => {
                 let offsets = offsets(self.required_buffer("offsets")?, node.len, 4);
                 builder
@@ -175,11 +194,11 @@ impl<'a> Cursor<'a> {
                 builder
             }
             DataType::Dictionary(_, values) => {
-                let keys = Buffer::from(self.required_buffer("indices")?);
+                let keys = copy(self.required_buffer("indices")?);
                 builder.add_buffer(keys).add_child_data(self.array(values)?)
             }
             t if t.primitive_width().is_some() || matches!(t, DataType::FixedSizeBinary(_)) => {
-                builder.add_buffer(Buffer::from(self.required_buffer("values")?))
+                builder.add_buffer(copy(self.required_buffer("values")?))
             }
             other => {
                 return Err(Error::invalid_input(format!(
@@ -204,18 +223,19 @@ fn bitmap(bits: &[u8], node: &Node, what: &str) -> Result<BooleanBuffer> {
             bits.len()
         )));
     }
-    Ok(BooleanBuffer::new(
-        Buffer::from(bits),
-        node.bit_offset,
-        node.len,
-    ))
+    Ok(BooleanBuffer::new(copy(bits), node.bit_offset, node.len))
 }
 
 /// An offsets buffer; a zero-row node may come without one.
 fn offsets(bytes: &[u8], len: usize, width: usize) -> Buffer {
     if bytes.is_empty() && len == 0 {
-        return Buffer::from(vec![0u8; width]);
+        return Buffer::from_vec(vec![0u8; width]);
     }
+    copy(bytes)
+}
+
+/// The one copy of a JS buffer.
+fn copy(bytes: &[u8]) -> Buffer {
     Buffer::from(bytes)
 }
 
@@ -342,5 +362,22 @@ mod tests {
         let values = le32(&[1, 2]);
         let err = import_batches(&s, &[3.0], &[2.0, 0.0, 0.0], &[None, Some(&values)]).unwrap_err();
         assert!(err.message().contains("2 rows"), "{err}");
+    }
+
+    #[test]
+    fn the_numbers_in_use_are_split_into_row_counts_and_nodes_and_overruns_are_refused() {
+        let numbers = [1.0, 3.0, 20.0, 20.0, 0.0, 0.0, 7.0, 7.0];
+        let (rows, nodes) = split_numbers(&numbers).unwrap();
+        assert_eq!(rows, &[20.0]);
+        assert_eq!(nodes, &[20.0, 0.0, 0.0]);
+        for bad in [
+            &[2.0, 6.0, 20.0, 20.0, 0.0, 0.0, 7.0, 7.0][..],
+            &[1.0][..],
+            &[-1.0, 0.0][..],
+            &[0.5, 0.0, 1.0][..],
+        ] {
+            let err = split_numbers(bad).unwrap_err();
+            assert_eq!(err.code(), memwal_core::ErrorCode::InvalidInput, "{err}");
+        }
     }
 }

@@ -5,14 +5,14 @@ use std::sync::Arc;
 use memwal_core::read::scan::ScanRequest;
 use memwal_core::{parse_shard_id, DurableProgress, OpenOptions, PutNow, ShardWriter};
 use napi::bindgen_prelude::{
-    Buffer, Either, Float64ArraySlice, FnArgs, Function, PromiseRaw, Uint8ArraySlice,
+    Buffer, Either, Float64ArraySlice, FnArgs, Function, PromiseRaw, TypedArray,
 };
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{Env, Status};
 use napi_derive::napi;
 
 use crate::errors::{guarded, js_number, js_result, js_u64, to_js};
-use crate::handoff::{import_batches, SchemaCache};
+use crate::handoff::{import_batches, split_numbers, SchemaCache};
 use crate::ipc::{decode_stream, encode_stream, schema_only};
 use crate::options::{open_root, NativeStorageOptions, NativeWriterOptions};
 
@@ -152,7 +152,13 @@ fn manifest_to_js(m: memwal_core::manifest::ShardManifest) -> napi::Result<Nativ
 }
 
 /// A put's result, or the promise of it when the put had to wait.
-type MaybeNow<'env> = Either<NativePutResult, PromiseRaw<'env, NativePutResult>>;
+///
+/// A put done within the call comes back as one number, its end batch
+/// position, negated when the put is queued for the WAL (see
+/// [`NativePutResult::queued`]; `end` is at least 1, so the sign is never
+/// ambiguous). Building a result object took a measurable share of a small
+/// put.
+type MaybeNow<'env> = Either<f64, PromiseRaw<'env, NativePutResult>>;
 
 #[napi]
 pub struct NativeShardWriter {
@@ -218,10 +224,7 @@ impl NativeShardWriter {
     /// before this returns, so the caller may reuse its buffer at once.
     /// A put with nothing to wait for (see `ShardWriter::try_put_now`) is
     /// done before this returns, and the result comes back as is.
-    #[napi(
-        catch_unwind,
-        ts_return_type = "NativePutResult | Promise<NativePutResult>"
-    )]
+    #[napi(catch_unwind, ts_return_type = "number | Promise<NativePutResult>")]
     pub fn put<'env>(
         &self,
         env: &'env Env,
@@ -236,20 +239,16 @@ impl NativeShardWriter {
     /// `schema_ipc` is the batches' schema, `rows` the row count of each.
     /// Every buffer is copied once before this returns. Resolved at once
     /// like `put` when there is nothing to wait for.
-    #[napi(
-        catch_unwind,
-        ts_return_type = "NativePutResult | Promise<NativePutResult>"
-    )]
+    #[napi(catch_unwind, ts_return_type = "number | Promise<NativePutResult>")]
     pub fn put_buffers<'env>(
         &self,
         env: &'env Env,
         schema_ipc: &[u8],
-        rows: Float64ArraySlice,
-        nodes: Float64ArraySlice,
-        buffers: Vec<Option<Uint8ArraySlice>>,
+        numbers: Float64ArraySlice,
+        buffers: Vec<Option<TypedArray<'env>>>,
         defer_append: bool,
     ) -> napi::Result<MaybeNow<'env>> {
-        let batches = self.import(schema_ipc, &rows, &nodes, &buffers)?;
+        let batches = self.import(schema_ipc, &numbers, &buffers)?;
         self.put_batches(env, batches, defer_append)
     }
 
@@ -262,11 +261,8 @@ impl NativeShardWriter {
         defer_append: bool,
     ) -> napi::Result<MaybeNow<'env>> {
         match js_result(self.writer.try_put_now(batches, defer_append))? {
-            PutNow::Done(done) => Ok(Either::A(put_result(done)?)),
-            PutNow::Queued(queued) => Ok(Either::A(NativePutResult {
-                queued: true,
-                ..put_result(queued)?
-            })),
+            PutNow::Done(done) => Ok(Either::A(js_number(done.batch_positions.end)?)),
+            PutNow::Queued(queued) => Ok(Either::A(-js_number(queued.batch_positions.end)?)),
             PutNow::Wait(batches) => {
                 let writer = self.writer.clone();
                 let pending = env
@@ -342,11 +338,10 @@ impl NativeShardWriter {
         &self,
         env: &'env Env,
         schema_ipc: &[u8],
-        rows: Float64ArraySlice,
-        nodes: Float64ArraySlice,
-        buffers: Vec<Option<Uint8ArraySlice>>,
+        numbers: Float64ArraySlice,
+        buffers: Vec<Option<TypedArray<'env>>>,
     ) -> napi::Result<PromiseRaw<'env, NativePutResult>> {
-        let keys = self.import(schema_ipc, &rows, &nodes, &buffers)?;
+        let keys = self.import(schema_ipc, &numbers, &buffers)?;
         let writer = self.writer.clone();
         env.spawn_future(async move { put_result(guarded(writer.delete(keys)).await?) })
     }
@@ -354,12 +349,15 @@ impl NativeShardWriter {
     fn import(
         &self,
         schema_ipc: &[u8],
-        rows: &[f64],
-        nodes: &[f64],
-        buffers: &[Option<Uint8ArraySlice>],
+        numbers: &[f64],
+        buffers: &[Option<TypedArray>],
     ) -> napi::Result<Vec<arrow_array::RecordBatch>> {
         let schema = js_result(self.schemas.get(schema_ipc))?;
-        let views: Vec<Option<&[u8]>> = buffers.iter().map(|b| b.as_deref()).collect();
+        let (rows, nodes) = js_result(split_numbers(numbers))?;
+        let views: Vec<Option<&[u8]>> = buffers
+            .iter()
+            .map(|b| b.as_ref().map(|b| &*b.arraybuffer))
+            .collect();
         js_result(import_batches(&schema, rows, nodes, &views))
     }
 
