@@ -4,6 +4,7 @@
 //! The crate has no Node.js types; `memwal-node` wraps it for JavaScript.
 
 pub mod alloc;
+pub mod copy_pool;
 pub mod error;
 pub mod flush;
 pub mod layout;

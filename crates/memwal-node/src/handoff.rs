@@ -6,8 +6,9 @@
 //! [`split_numbers`]) and the nodes' buffers in Arrow's layout order,
 //! validity first (`None` when there are no nulls), each as the typed array
 //! apache-arrow holds it. The dictionary of a dictionary column follows its
-//! indices as one more subtree. Each buffer is copied once, into aligned memory, before the
-//! call returns; JS keeps no claim on anything afterwards.
+//! indices as one more subtree. Each buffer is copied once, into aligned memory from the
+//! process's put-copy pool (`memwal_core::copy_pool`), before the call
+//! returns; JS keeps no claim on anything afterwards.
 //!
 //! apache-arrow keeps every buffer but the bitmaps starting at the node's
 //! first row (it slices them), so only bitmaps carry an offset here.
@@ -20,6 +21,7 @@ use arrow_array::{make_array, RecordBatch, RecordBatchOptions};
 use arrow_buffer::{BooleanBuffer, Buffer, NullBuffer};
 use arrow_data::{ArrayData, ArrayDataBuilder};
 use arrow_schema::{DataType, SchemaRef};
+use memwal_core::copy_pool::CopyPool;
 use memwal_core::{Error, Result};
 
 /// Numbers per node in the node list.
@@ -234,9 +236,9 @@ fn offsets(bytes: &[u8], len: usize, width: usize) -> Buffer {
     copy(bytes)
 }
 
-/// The one copy of a JS buffer.
+/// The one copy of a JS buffer, cut from the process's put-copy pool.
 fn copy(bytes: &[u8]) -> Buffer {
-    Buffer::from(bytes)
+    CopyPool::shared().copy(bytes)
 }
 
 /// The batches' schema, decoded from IPC once per distinct schema.
