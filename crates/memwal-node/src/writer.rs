@@ -236,7 +236,8 @@ impl NativeShardWriter {
     }
 
     /// Put batches handed over as their Arrow buffers (see `handoff.rs`):
-    /// `schema_ipc` is the batches' schema, `rows` the row count of each.
+    /// `schema_ipc` is the batches' schema; `numbers` holds the row counts
+    /// and node numbers (see `handoff::split_numbers`).
     /// Every buffer is copied once before this returns. Resolved at once
     /// like `put` when there is nothing to wait for.
     #[napi(catch_unwind, ts_return_type = "number | Promise<NativePutResult>")]
