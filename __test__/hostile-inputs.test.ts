@@ -669,6 +669,12 @@ const READ_ROWS: Row<Ctx>[] = [
 
 // --- opening: roots, shard ids, options --------------------------------------------------------
 
+/** The victim's schema with `name` as LargeUtf8. */
+const OTHER_SCHEMA = new Schema([
+  new Field('id', new Int64(), false),
+  new Field('name', new LargeUtf8(), true),
+])
+
 /** Open a writer on the keyed victim's shard: a doomed open must not fence it. */
 const openOnVictim = (v: Victim, options: Partial<OpenShardWriterOptions>, root = v.root) =>
   openShardWriter(root, { schema: SCHEMA, shardId: v.shardId, config: MEMTABLE, ...options })
@@ -858,6 +864,30 @@ const OPEN_ROWS: Row<Ctx>[] = [
     name: 'storageOptions.endpoint given as a number',
     act: ({ keyed }) => openOnVictim(keyed, { storageOptions: { endpoint: 9000 } as never }),
     expect: 'INVALID_CONFIG',
+  },
+  // Data the shard already holds that the new writer could not take: refused
+  // before the claim, so the victim is not fenced (its rows are unflushed, and
+  // some are in generations once the health checks have flushed).
+  {
+    name: "another schema on the victim's shard (name as LargeUtf8)",
+    act: ({ keyed }) => openOnVictim(keyed, { schema: OTHER_SCHEMA, primaryKey: ['id'] }),
+    expect: 'SCHEMA_MISMATCH',
+  },
+  {
+    name: "a WAL-only writer with another schema on the victim's shard",
+    act: ({ keyed }) =>
+      openOnVictim(keyed, {
+        schema: OTHER_SCHEMA,
+        primaryKey: ['id'],
+        config: { ...MEMTABLE, enableMemtable: false },
+      }),
+    expect: 'SCHEMA_MISMATCH',
+  },
+  {
+    name: "the victim's schema without its primary key",
+    act: ({ keyed }) => openOnVictim(keyed, {}),
+    expect: 'SCHEMA_MISMATCH',
+    message: /primary key/,
   },
 ]
 

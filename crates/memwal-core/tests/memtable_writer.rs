@@ -753,3 +753,113 @@ async fn a_drained_flush_is_already_counted_in_the_stats() {
     }
     writer.close().await.unwrap();
 }
+
+/// `schema()` with `name` as Int64: the same shard opened with this must be
+/// refused before it claims anything.
+fn other_schema() -> arrow_schema::SchemaRef {
+    use arrow_schema::{DataType, Field, Schema};
+    Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("name", DataType::Int64, true),
+    ]))
+}
+
+/// `schema()` with `id` marked as the primary key.
+fn keyed_schema() -> arrow_schema::SchemaRef {
+    use arrow_schema::Schema;
+    let mut fields: Vec<arrow_schema::Field> = schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    fields[0] = fields[0]
+        .clone()
+        .with_metadata(std::collections::HashMap::from([(
+            memwal_core::memtable::primary_key::PRIMARY_KEY_METADATA.to_string(),
+            "true".to_string(),
+        )]));
+    Arc::new(Schema::new(fields))
+}
+
+async fn open_err(
+    root: &StorageRoot,
+    shard: uuid::Uuid,
+    schema: arrow_schema::SchemaRef,
+    config: ShardWriterConfig,
+) -> memwal_core::Error {
+    ShardWriter::open(
+        root.clone(),
+        OpenOptions {
+            shard_id: Some(shard),
+            schema,
+            config,
+        },
+    )
+    .await
+    .unwrap_err()
+}
+
+#[tokio::test]
+async fn a_doomed_open_with_another_schema_never_fences_the_writer() {
+    let root = test_root("mt-doomed-schema");
+    let shard = uuid::Uuid::new_v4();
+    let a = open(&root, Some(shard), memtable()).await;
+    a.put(vec![batch(0, 10)]).await.unwrap();
+    for config in [memtable(), wal_only()] {
+        let err = open_err(&root, shard, other_schema(), config).await;
+        assert_eq!(err.code(), ErrorCode::SchemaMismatch, "{err}");
+        assert!(err.message().contains("WAL entry at position 1"), "{err}");
+    }
+    assert_eq!(manifest(&root, shard).await.writer_epoch, 1);
+    a.put(vec![batch(10, 5)]).await.unwrap();
+    a.close().await.unwrap();
+    assert_eq!(
+        ids(&flushed_rows(&root, shard).await),
+        (0..15).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn a_doomed_open_with_another_primary_key_never_fences_the_writer() {
+    let root = test_root("mt-doomed-key");
+    let shard = uuid::Uuid::new_v4();
+    let a = open_with_schema(&root, Some(shard), keyed_schema(), memtable()).await;
+    a.put(vec![batch(0, 10)]).await.unwrap();
+    let err = open_err(&root, shard, schema(), memtable()).await;
+    assert_eq!(err.code(), ErrorCode::SchemaMismatch, "{err}");
+    assert!(err.message().contains("primary key"), "{err}");
+    assert_eq!(manifest(&root, shard).await.writer_epoch, 1);
+    a.put(vec![batch(10, 5)]).await.unwrap();
+    a.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn another_schema_after_a_flush_is_refused_and_the_shard_stays_readable() {
+    let root = test_root("mt-schema-after-flush");
+    let shard = uuid::Uuid::new_v4();
+    let a = open(&root, Some(shard), memtable()).await;
+    a.put(vec![batch(0, 10)]).await.unwrap();
+    a.close().await.unwrap();
+    // Every row is in a generation now: nothing past the replay cursor.
+    let m = manifest(&root, shard).await;
+    assert_eq!(m.flushed_generations.len(), 1);
+    for config in [memtable(), wal_only()] {
+        let err = open_err(&root, shard, other_schema(), config).await;
+        assert_eq!(err.code(), ErrorCode::SchemaMismatch, "{err}");
+        assert!(err.message().contains("generation 1"), "{err}");
+    }
+    // Nor may a key be added once rows are flushed without one.
+    let err = open_err(&root, shard, keyed_schema(), memtable()).await;
+    assert_eq!(err.code(), ErrorCode::SchemaMismatch, "{err}");
+    assert!(err.message().contains("primary key"), "{err}");
+    assert_eq!(manifest(&root, shard).await.version, m.version);
+    let reader = memwal_core::read::shard_reader::ShardReader::open(root.clone(), shard)
+        .await
+        .unwrap();
+    let (_, rows) = reader.scan(&Default::default()).await.unwrap();
+    assert_eq!(ids(&rows), (0..10).collect::<Vec<_>>());
+    // The same schema still takes the shard over.
+    let b = open(&root, Some(shard), memtable()).await;
+    b.put(vec![batch(10, 1)]).await.unwrap();
+    b.close().await.unwrap();
+}

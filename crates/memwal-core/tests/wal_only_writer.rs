@@ -946,22 +946,33 @@ async fn a_takeover_between_claim_and_finding_the_tip_fences_the_opening_writer(
     first.close().await.unwrap();
     let layout = ShardLayout::new(shard);
 
-    // The opening writer (epoch 2) lists the WAL to find its tip; just
-    // before, a rival claims epoch 3 and puts its sentinel at position 2.
+    // The opening writer (epoch 2) lists the WAL to find its tip once it
+    // has claimed (its checks before the claim list it too: the hook is set
+    // by the claim's manifest write); just before, a rival claims epoch 3
+    // and puts its sentinel at position 2.
     let (rival_root, rival_layout) = (clean.clone(), layout.clone());
-    store.before_first_read(
-        &layout.wal_dir(),
+    let (hooked, wal_dir) = (store.clone(), layout.wal_dir());
+    store.before_first_put(
+        &layout.manifest_dir(),
         Box::new(move || {
             Box::pin(async move {
-                let manifests = ManifestStore::new(rival_root.clone(), rival_layout.clone(), 2);
-                assert_eq!(manifests.claim_epoch(0).await.unwrap().writer_epoch, 3);
-                rival_root
-                    .put(
-                        &rival_root.path(&rival_layout.wal_entry(2)),
-                        encode_fence_sentinel(3),
-                    )
-                    .await
-                    .unwrap();
+                hooked.before_first_read(
+                    &wal_dir,
+                    Box::new(move || {
+                        Box::pin(async move {
+                            let manifests =
+                                ManifestStore::new(rival_root.clone(), rival_layout.clone(), 2);
+                            assert_eq!(manifests.claim_epoch(0).await.unwrap().writer_epoch, 3);
+                            rival_root
+                                .put(
+                                    &rival_root.path(&rival_layout.wal_entry(2)),
+                                    encode_fence_sentinel(3),
+                                )
+                                .await
+                                .unwrap();
+                        })
+                    }),
+                );
             })
         }),
     );
@@ -994,4 +1005,37 @@ async fn a_resolved_put_is_already_counted_in_the_stats() {
         assert!(stats.wal_flush_bytes > 0);
     }
     writer.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_wal_only_open_with_another_schema_never_fences_the_writer() {
+    use arrow_schema::{DataType, Field, Schema};
+    let root = test_root("wal-doomed-schema");
+    let shard = uuid::Uuid::new_v4();
+    let config = ShardWriterConfig {
+        durable_write: true,
+        ..wal_only()
+    };
+    let a = open(&root, Some(shard), config.clone()).await;
+    a.put(vec![batch(0, 4)]).await.unwrap();
+    let other = Arc::new(Schema::new(vec![Field::new("id", DataType::Utf8, false)]));
+    let err = ShardWriter::open(
+        root.clone(),
+        OpenOptions {
+            shard_id: Some(shard),
+            schema: other,
+            config: config.clone(),
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::SchemaMismatch, "{err}");
+    a.put(vec![batch(4, 4)]).await.unwrap();
+    a.close().await.unwrap();
+    let ids: Vec<i64> = entries(&root, shard)
+        .await
+        .iter()
+        .flat_map(|e| common::ids(&e.batches))
+        .collect();
+    assert_eq!(ids, (0..8).collect::<Vec<_>>());
 }

@@ -392,7 +392,7 @@ impl ShardReader {
 
 /// A failed store call is IO (worth retrying); anything the decoder
 /// rejects is CORRUPT.
-fn parquet_error_code(e: &parquet::errors::ParquetError) -> ErrorCode {
+pub(crate) fn parquet_error_code(e: &parquet::errors::ParquetError) -> ErrorCode {
     match e {
         parquet::errors::ParquetError::External(source)
             if source.downcast_ref::<object_store::Error>().is_some() =>

@@ -5,6 +5,7 @@ mod backpressure;
 mod config;
 mod durable_acks;
 mod memtable_mode;
+mod open_check;
 mod replay;
 mod schema_check;
 mod stats;
@@ -186,6 +187,7 @@ impl ShardWriter {
             config.manifest_scan_batch_size as usize,
         );
 
+        open_check::check_before_claim(&root, &manifests, &schema).await?;
         let claimed = manifests.claim_epoch(config.shard_spec_id).await?;
         let epoch = claimed.writer_epoch;
         let hint = claimed

@@ -1,7 +1,7 @@
 //! Checking put batches against the writer schema.
 
 use arrow_array::RecordBatch;
-use arrow_schema::{Field, SchemaRef};
+use arrow_schema::{Field, Schema, SchemaRef};
 
 use crate::error::{Error, Result};
 
@@ -36,33 +36,36 @@ fn conform_batch(schema: &SchemaRef, index: usize, batch: RecordBatch) -> Result
     if batch.num_rows() == 0 {
         return Err(Error::invalid_input(format!("Batch {index} is empty")));
     }
-    let got = batch.schema();
-    let expected = schema.fields();
-    for (position, want) in expected.iter().enumerate() {
-        let Some(have) = got.fields().get(position) else {
-            return Err(Error::schema_mismatch(format!(
-                "Batch {index} is missing field {position} {}",
-                describe(want)
-            )));
-        };
-        // A non-nullable batch field fits a nullable writer field, not the reverse.
-        let nullability_ok = want.is_nullable() || !have.is_nullable();
-        if have.name() != want.name() || have.data_type() != want.data_type() || !nullability_ok {
-            return Err(Error::schema_mismatch(format!(
-                "Batch {index} field {position}: expected {}, got {}",
-                describe(want),
-                describe(have)
-            )));
-        }
-    }
-    if let Some(extra) = got.fields().get(expected.len()) {
+    if let Some(difference) = first_difference(schema, &batch.schema()) {
         return Err(Error::schema_mismatch(format!(
-            "Batch {index} has an extra field {} {}",
-            expected.len(),
-            describe(extra)
+            "Batch {index} {difference}"
         )));
     }
     relabel(schema, index, batch)
+}
+
+/// How `got` differs from `want` (names, types, nullability; metadata
+/// aside), worded to follow "Batch 3" or "The WAL entry at 7"; `None` if
+/// rows of `got` fit `want`. A non-nullable field fits a nullable one, not
+/// the reverse.
+pub fn first_difference(want: &Schema, got: &Schema) -> Option<String> {
+    let expected = want.fields();
+    for (position, want) in expected.iter().enumerate() {
+        let Some(have) = got.fields().get(position) else {
+            return Some(format!("is missing field {position} {}", describe(want)));
+        };
+        let nullability_ok = want.is_nullable() || !have.is_nullable();
+        if have.name() != want.name() || have.data_type() != want.data_type() || !nullability_ok {
+            return Some(format!(
+                "field {position}: expected {}, got {}",
+                describe(want),
+                describe(have)
+            ));
+        }
+    }
+    got.fields()
+        .get(expected.len())
+        .map(|extra| format!("has an extra field {} {}", expected.len(), describe(extra)))
 }
 
 fn relabel(schema: &SchemaRef, index: usize, batch: RecordBatch) -> Result<RecordBatch> {
@@ -75,7 +78,7 @@ mod tests {
     use super::*;
     use crate::error::ErrorCode;
     use arrow_array::{Int32Array, Int64Array, StringArray};
-    use arrow_schema::{DataType, Schema};
+    use arrow_schema::DataType;
     use std::collections::HashMap;
     use std::sync::Arc;
 
