@@ -59,7 +59,8 @@ export declare class NativeShardWriter {
   put(batchesIpc: Uint8Array, deferAppend: boolean): number | Promise<NativePutResult>
   /**
    * Put batches handed over as their Arrow buffers (see `handoff.rs`):
-   * `schema_ipc` is the batches' schema, `rows` the row count of each.
+   * `schema_ipc` is the batches' schema; `numbers` holds the row counts
+   * and node numbers (see `handoff::split_numbers`).
    * Every buffer is copied once before this returns. Resolved at once
    * like `put` when there is nothing to wait for.
    */
@@ -83,6 +84,7 @@ export declare class NativeShardWriter {
   /** Delete rows by primary key: `keys_ipc` holds the key columns. */
   delete(keysIpc: Uint8Array): Promise<NativePutResult>
   stats(): NativeWriterStats
+  health(): NativeWriterHealth
   walStats(): NativeWalStats
   manifest(): Promise<NativeManifest>
   checkFenced(): Promise<undefined>
@@ -106,6 +108,12 @@ export declare function __triggerPanicForTests(asynchronous: boolean): Promise<u
 
 /** The core's defaults, so the TS builder has one source of truth. */
 export declare function defaultWriterOptions(): NativeWriterOptions
+
+/** An error as data, for `stats()` and `health()`. */
+export interface NativeErrorInfo {
+  code: string
+  message: string
+}
 
 export interface NativeFlushedGeneration {
   generation: number
@@ -198,6 +206,14 @@ export interface NativeWalStats {
   durableBatchPosition: number
 }
 
+export interface NativeWriterHealth {
+  state: 'ok' | 'degraded' | 'failed'
+  flushFailures: number
+  consecutiveFlushFailures: number
+  lastFlushError?: NativeErrorInfo
+  failure?: NativeErrorInfo
+}
+
 /** Every writer option, resolved; `null` durations mean "off". */
 export interface NativeWriterOptions {
   shardSpecId: number
@@ -236,6 +252,10 @@ export interface NativeWriterStats {
   memtableFlushTimeMs: number
   backpressureCount: number
   backpressureWaitMs: number
+  /** Failed MemTable flush attempts (each is retried). */
+  flushFailures: number
+  /** The most recent failed flush attempt, or null. */
+  lastFlushError?: NativeErrorInfo
 }
 
 export declare function openShardReader(uri: string, shardId: string, storage?: NativeStorageOptions | undefined | null): Promise<NativeShardReader>

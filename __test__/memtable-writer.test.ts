@@ -168,3 +168,41 @@ print(json.dumps({'files': len(files), 'ids': [r['id'] for r in rows], 'names': 
     expect(out.names).toEqual(Array.from({ length: 30 }, (_, i) => `event-${i}`))
   })
 })
+
+describe('flush failures before close()', () => {
+  it('stats() and health() report a flush that failed, and health() starts ok', async () => {
+    const root = tempRoot()
+    cleanups.push(root.cleanup)
+    // One batch per MemTable: every put freezes one and starts its flush.
+    const config = { ...MEMTABLE, durableWrite: false, maxMemtableBatches: 1 }
+    const writer = await openShardWriter(root.uri, { schema, config })
+    expect(writer.health()).toEqual({
+      state: 'ok',
+      flushFailures: 0,
+      consecutiveFlushFailures: 0,
+      lastFlushError: null,
+      failure: null,
+    })
+    expect(writer.stats()).toMatchObject({ flushFailures: 0, lastFlushError: null })
+    // A successor claims the shard: the flush of the next put cannot
+    // commit (its WAL append meets the successor's fence).
+    const successor = await openShardWriter(root.uri, {
+      schema,
+      shardId: writer.shardId,
+      config: MEMTABLE,
+    })
+    await writer.put(events(0, 1))
+    await rejectsWith(writer.waitForFlushDrain(), 'FENCED')
+    const stats = writer.stats()
+    expect(stats.flushFailures).toBeGreaterThanOrEqual(1)
+    expect(stats.lastFlushError?.code).toBe('FENCED')
+    const health = writer.health()
+    expect(health.state).toBe('failed')
+    expect(health.flushFailures).toBe(stats.flushFailures)
+    expect(health.consecutiveFlushFailures).toBeGreaterThanOrEqual(1)
+    expect(health.lastFlushError?.code).toBe('FENCED')
+    expect(health.failure?.code).toBe('FENCED')
+    await rejectsWith(writer.close(), 'FENCED')
+    await successor.close()
+  })
+})

@@ -16,6 +16,7 @@ export {
 } from './reader.js'
 export { type FollowOptions, openWalTailer, type WalEntry, WalTailer } from './tailer.js'
 export {
+  type ErrorInfo,
   type MemTableStats,
   type OpenShardWriterOptions,
   openShardWriter,
@@ -25,5 +26,6 @@ export {
   ShardWriter,
   type StorageOptions,
   type WalStats,
+  type WriterHealth,
   type WriterStats,
 } from './writer.js'

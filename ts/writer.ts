@@ -1,5 +1,6 @@
 import { type RecordBatch, type Schema, type Table, tableFromIPC } from 'apache-arrow'
 import {
+  type NativeErrorInfo,
   type NativeManifest,
   type NativeMemTableStats,
   type NativeScanRequest,
@@ -18,7 +19,13 @@ import {
 } from './arrow.js'
 import { ShardWriterConfig, type ShardWriterOptions } from './config.js'
 import { DurableWaits } from './durability.js'
-import { MemWalError, native, nativeSync, toMemWalError } from './errors.js'
+import {
+  MemWalError,
+  type MemWalErrorCode,
+  native,
+  nativeSync,
+  toMemWalError,
+} from './errors.js'
 import { type Handoff, handoffOf } from './handoff.js'
 
 /**
@@ -103,7 +110,35 @@ export interface PutResult {
   batchPositions: { start: number; end: number }
 }
 
-export type WriterStats = NativeWriterStats
+/** A failure reported as data by `stats()` and `health()`. */
+export interface ErrorInfo {
+  code: MemWalErrorCode
+  message: string
+}
+
+function errorInfo(info: NativeErrorInfo | undefined | null): ErrorInfo | null {
+  return info ? { code: info.code as MemWalErrorCode, message: info.message } : null
+}
+
+/**
+ * The writer's counters. `flushFailures` counts failed MemTable flush
+ * attempts (each is retried); `lastFlushError` is the latest of them.
+ */
+export interface WriterStats extends Omit<NativeWriterStats, 'lastFlushError'> {
+  lastFlushError: ErrorInfo | null
+}
+
+/** See `ShardWriter.health()`. */
+export interface WriterHealth {
+  state: 'ok' | 'degraded' | 'failed'
+  /** Failed flush attempts since the writer opened. */
+  flushFailures: number
+  /** Failed flush attempts since the last generation committed (0 = flushing works). */
+  consecutiveFlushFailures: number
+  lastFlushError: ErrorInfo | null
+  /** Why the writer failed (state `failed`). */
+  failure: ErrorInfo | null
+}
 export type WalStats = NativeWalStats
 export type MemTableStats = NativeMemTableStats
 export type ShardManifestInfo = NativeManifest
@@ -286,7 +321,27 @@ export class ShardWriter implements AsyncDisposable {
    */
   stats(): WriterStats {
     this.#ensureOpen()
-    return nativeSync(() => this.#native.stats())
+    const stats = nativeSync(() => this.#native.stats())
+    return { ...stats, lastFlushError: errorInfo(stats.lastFlushError) }
+  }
+
+  /**
+   * Whether the writer is healthy, without waiting for `close()`: `failed`
+   * once it is poisoned or fenced (puts fail; reopen the shard), `degraded`
+   * while MemTable flushes keep failing (they are retried; the rows are safe
+   * in the WAL, but unflushed memory grows until backpressure stops puts),
+   * `ok` otherwise.
+   */
+  health(): WriterHealth {
+    this.#ensureOpen()
+    const health = nativeSync(() => this.#native.health())
+    return {
+      state: health.state,
+      flushFailures: health.flushFailures,
+      consecutiveFlushFailures: health.consecutiveFlushFailures,
+      lastFlushError: errorInfo(health.lastFlushError),
+      failure: errorInfo(health.failure),
+    }
   }
 
   /** WAL position and queue state. */

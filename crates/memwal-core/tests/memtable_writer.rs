@@ -863,3 +863,38 @@ async fn another_schema_after_a_flush_is_refused_and_the_shard_stays_readable() 
     b.put(vec![batch(10, 1)]).await.unwrap();
     b.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_flush_that_keeps_failing_shows_in_stats_and_health_before_close() {
+    use memwal_core::HealthState;
+    let (root, flaky) = flaky_root("_gen_");
+    let writer = open(&root, None, memtable()).await;
+    writer.put(vec![batch(0, 10)]).await.unwrap();
+    assert_eq!(writer.health().state, HealthState::Ok);
+    flaky.arm(usize::MAX);
+    writer.force_seal_active().await.unwrap();
+    let mut progress = writer.watch_flush_progress().unwrap();
+    within(
+        "a failed flush attempt",
+        progress.wait_for(|p| p.last_error.is_some()),
+    )
+    .await
+    .unwrap();
+    let stats = writer.stats();
+    assert!(stats.flush_failures >= 1, "{stats:?}");
+    let last = stats.last_flush_error.expect("the last flush error");
+    assert_eq!(last.code(), ErrorCode::Io, "{last}");
+    let health = writer.health();
+    assert_eq!(health.state, HealthState::Degraded, "{health:?}");
+    assert!(health.consecutive_flush_failures >= 1);
+    assert!(health.failure.is_none());
+    flaky.arm(0);
+    writer.wait_for_flush_drain().await.unwrap();
+    let health = writer.health();
+    assert_eq!(
+        (health.state, health.consecutive_flush_failures),
+        (HealthState::Ok, 0)
+    );
+    assert!(health.flush_failures >= 1, "the count is kept");
+    writer.close().await.unwrap();
+}

@@ -50,6 +50,34 @@ pub struct NativeWriterStats {
     pub memtable_flush_time_ms: f64,
     pub backpressure_count: f64,
     pub backpressure_wait_ms: f64,
+    /// Failed MemTable flush attempts (each is retried).
+    pub flush_failures: f64,
+    /// The most recent failed flush attempt, or null.
+    pub last_flush_error: Option<NativeErrorInfo>,
+}
+
+/// An error as data, for `stats()` and `health()`.
+#[napi(object)]
+pub struct NativeErrorInfo {
+    pub code: String,
+    pub message: String,
+}
+
+fn error_info(err: Option<memwal_core::Error>) -> Option<NativeErrorInfo> {
+    err.map(|e| NativeErrorInfo {
+        code: e.code().to_string(),
+        message: e.message().to_string(),
+    })
+}
+
+#[napi(object)]
+pub struct NativeWriterHealth {
+    #[napi(ts_type = "'ok' | 'degraded' | 'failed'")]
+    pub state: String,
+    pub flush_failures: f64,
+    pub consecutive_flush_failures: f64,
+    pub last_flush_error: Option<NativeErrorInfo>,
+    pub failure: Option<NativeErrorInfo>,
 }
 
 #[napi(object)]
@@ -392,6 +420,20 @@ impl NativeShardWriter {
             memtable_flush_time_ms: s.memtable_flush_time_ms,
             backpressure_count: js_number(s.backpressure_count)?,
             backpressure_wait_ms: s.backpressure_wait_ms,
+            flush_failures: js_number(s.flush_failures)?,
+            last_flush_error: error_info(s.last_flush_error),
+        })
+    }
+
+    #[napi(catch_unwind)]
+    pub fn health(&self) -> napi::Result<NativeWriterHealth> {
+        let h = self.writer.health();
+        Ok(NativeWriterHealth {
+            state: h.state.as_str().to_string(),
+            flush_failures: js_number(h.flush_failures)?,
+            consecutive_flush_failures: js_number(h.consecutive_flush_failures)?,
+            last_flush_error: error_info(h.last_flush_error),
+            failure: error_info(h.failure),
         })
     }
 

@@ -501,6 +501,7 @@ impl Flusher {
             }
         }
         // Count before `committed` wakes anyone waiting for the drain.
+        self.counters.count_flush_success();
         WriterCounters::add(&self.counters.memtable_flush_count, 1);
         WriterCounters::add(&self.counters.memtable_flush_rows, table.row_count());
         WriterCounters::add_time(
@@ -530,6 +531,7 @@ impl Flusher {
         attempts: &mut Attempts,
         err: Error,
     ) -> Result<()> {
+        self.counters.count_flush_failure(&err);
         if is_terminal(&err) || self.queue.failure().is_some() {
             return Err(err);
         }

@@ -24,7 +24,7 @@ use tokio::task::JoinHandle;
 pub use config::ShardWriterConfig;
 pub use durable_acks::{DurableListener, DurableProgress};
 pub use memtable_mode::{FlushProgress, MemTableStats};
-pub use stats::{WriterCounters, WriterStats};
+pub use stats::{HealthState, WriterCounters, WriterHealth, WriterStats};
 pub use wal_queue::{Progress, QueueStats};
 
 use crate::error::{Error, ErrorCode, Result};
@@ -534,6 +534,27 @@ impl ShardWriter {
 
     pub fn stats(&self) -> WriterStats {
         self.inner.counters.snapshot()
+    }
+
+    /// `Failed` once the writer is poisoned or fenced, `Degraded` while
+    /// MemTable flushes keep failing (they are retried), else `Ok`.
+    pub fn health(&self) -> WriterHealth {
+        let stats = self.stats();
+        let failure = self.failure();
+        let state = if failure.is_some() {
+            HealthState::Failed
+        } else if stats.consecutive_flush_failures > 0 {
+            HealthState::Degraded
+        } else {
+            HealthState::Ok
+        };
+        WriterHealth {
+            state,
+            flush_failures: stats.flush_failures,
+            consecutive_flush_failures: stats.consecutive_flush_failures,
+            last_flush_error: stats.last_flush_error,
+            failure,
+        }
     }
 
     pub fn wal_stats(&self) -> WalStats {

@@ -1,7 +1,10 @@
 //! Counters the writer keeps for `stats()` and the periodic log line.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
+
+use crate::error::Error;
 
 /// Live counters, updated with relaxed atomics off the hot path's locks.
 #[derive(Debug, Default)]
@@ -18,6 +21,11 @@ pub struct WriterCounters {
     pub memtable_flush_time_ns: AtomicU64,
     pub backpressure_count: AtomicU64,
     pub backpressure_wait_ns: AtomicU64,
+    /// Failed MemTable flush attempts (writes and commits), ever.
+    pub flush_failures: AtomicU64,
+    /// Failed attempts since the last committed generation.
+    pub consecutive_flush_failures: AtomicU64,
+    pub last_flush_error: Mutex<Option<Error>>,
 }
 
 fn nanos(d: Duration) -> u64 {
@@ -40,6 +48,29 @@ impl WriterCounters {
         Self::add_time(&self.put_time_ns, started.elapsed());
     }
 
+    /// Count a failed flush attempt; background flushes retry, so this is
+    /// how a failure is seen before `close()`.
+    pub fn count_flush_failure(&self, err: &Error) {
+        Self::add(&self.flush_failures, 1);
+        Self::add(&self.consecutive_flush_failures, 1);
+        *self
+            .last_flush_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(err.clone());
+    }
+
+    /// A generation committed: the failures before it are over.
+    pub fn count_flush_success(&self) {
+        self.consecutive_flush_failures.store(0, Ordering::Relaxed);
+    }
+
+    pub fn last_flush_error(&self) -> Option<Error> {
+        self.last_flush_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     pub fn snapshot(&self) -> WriterStats {
         let ms = |c: &AtomicU64| c.load(Ordering::Relaxed) as f64 / 1e6;
         WriterStats {
@@ -57,6 +88,9 @@ impl WriterCounters {
             memtable_flush_time_ms: ms(&self.memtable_flush_time_ns),
             backpressure_count: self.backpressure_count.load(Ordering::Relaxed),
             backpressure_wait_ms: ms(&self.backpressure_wait_ns),
+            flush_failures: self.flush_failures.load(Ordering::Relaxed),
+            consecutive_flush_failures: self.consecutive_flush_failures.load(Ordering::Relaxed),
+            last_flush_error: self.last_flush_error(),
         }
     }
 }
@@ -78,4 +112,41 @@ pub struct WriterStats {
     pub memtable_flush_time_ms: f64,
     pub backpressure_count: u64,
     pub backpressure_wait_ms: f64,
+    pub flush_failures: u64,
+    pub consecutive_flush_failures: u64,
+    /// The most recent failed flush attempt, also once a retry succeeded.
+    pub last_flush_error: Option<Error>,
+}
+
+/// How a writer is doing, for a caller that cannot wait for `close()`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HealthState {
+    /// Nothing is failing.
+    Ok,
+    /// Flushes are failing and being retried; rows are safe in the WAL but
+    /// memory fills up until a flush succeeds.
+    Degraded,
+    /// The writer is poisoned or fenced: puts fail; reopen the shard.
+    Failed,
+}
+
+impl HealthState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HealthState::Ok => "ok",
+            HealthState::Degraded => "degraded",
+            HealthState::Failed => "failed",
+        }
+    }
+}
+
+/// The answer of `health()`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WriterHealth {
+    pub state: HealthState,
+    pub flush_failures: u64,
+    pub consecutive_flush_failures: u64,
+    pub last_flush_error: Option<Error>,
+    /// Why the writer failed (state `Failed`).
+    pub failure: Option<Error>,
 }
