@@ -1,5 +1,5 @@
 import { defaultWriterOptions, type NativeWriterOptions } from '../index.js'
-import { MemWalError } from './errors.js'
+import { MemWalError, nativeSync } from './errors.js'
 
 /**
  * Every writer knob. Durations are milliseconds, sizes bytes; `null`
@@ -66,7 +66,7 @@ const KINDS: { readonly [K in keyof ShardWriterOptions]: Kind } = {
 }
 
 function nativeDefaults(): ShardWriterOptions {
-  const d = defaultWriterOptions()
+  const d = nativeSync(() => defaultWriterOptions())
   return {
     ...d,
     flushCompression: d.flushCompression as FlushCompression,

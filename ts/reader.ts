@@ -57,12 +57,12 @@ export class ShardReader {
 
   /** Flushed generations in the snapshot, oldest first. */
   generations(): GenerationInfo[] {
-    return this.#native.generations()
+    return nativeSync(() => this.#native.generations())
   }
 
   /** `[first, last]` WAL positions of the unflushed rows, or `null` if none. */
   tailPositions(): [number, number] | null {
-    const positions = this.#native.tailPositions()
+    const positions = nativeSync(() => this.#native.tailPositions())
     return positions ? [positions[0], positions[1]] : null
   }
 
@@ -83,7 +83,7 @@ export class ShardReader {
    */
   scanStream(options: ScanOptions = {}): ShardScanStream {
     const request = checkScanOptions(options)
-    const scan = this.#native.scanStream(request)
+    const scan = nativeSync(() => this.#native.scanStream(request))
     return {
       async *[Symbol.asyncIterator]() {
         for (;;) {
