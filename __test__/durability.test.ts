@@ -6,6 +6,7 @@
 import { spawn } from 'node:child_process'
 import { resolve } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
+import { openShardReader } from '../ts/index.js'
 import {
   BACKENDS,
   backendRoot,
@@ -103,4 +104,53 @@ it('a waiting durable put keeps Node running until it resolves; an idle unclosed
   expect(err).toBe('')
   expect(code).toBe(0)
   expect(JSON.parse(out)).toEqual({ end: 1, durable: 1 })
+})
+
+// Non-durable puts, the writer never closed, main returns: memtable mode
+// with the append timer off, so only the exit hook can get the rows into
+// the WAL before Node exits.
+const NON_DURABLE_CHILD = `
+const { openShardWriter } = require(${JSON.stringify(resolve(__dirname, '../dist/index.js'))})
+const { tableFromArrays } = require('apache-arrow')
+const rows = (i) => tableFromArrays({ id: BigInt64Array.from([BigInt(i)]) })
+async function main() {
+  const writer = await openShardWriter(process.argv[1], {
+    schema: rows(0).schema,
+    config: { durableWrite: false, maxWalFlushIntervalMs: null, statsLogIntervalMs: null },
+  })
+  for (let i = 0; i < 100; i++) await writer.put(rows(i))
+  console.log(writer.shardId)
+}
+main()
+`
+
+it('non-durable puts of a writer never closed reach the WAL when main returns', async () => {
+  const root = tempRoot()
+  cleanups.push(root.cleanup)
+  const child = spawn(process.execPath, ['-e', NON_DURABLE_CHILD, root.uri], {
+    cwd: resolve(__dirname, '..'),
+  })
+  let out = ''
+  let err = ''
+  child.stdout.on('data', (chunk: Buffer) => {
+    out += chunk.toString()
+  })
+  child.stderr.on('data', (chunk: Buffer) => {
+    err += chunk.toString()
+  })
+  const code = await new Promise<number | null>((done, fail) => {
+    const timer = setTimeout(() => {
+      child.kill()
+      fail(new Error(`the child did not exit on its own; stdout: ${out} stderr: ${err}`))
+    }, 20_000)
+    child.on('exit', (exitCode) => {
+      clearTimeout(timer)
+      done(exitCode)
+    })
+  })
+  expect(err).toBe('')
+  expect(code).toBe(0)
+  const reader = await openShardReader(root.uri, out.trim())
+  const ids = idsOf((await reader.scan()).batches)
+  expect(ids.sort((a, b) => a - b)).toEqual(Array.from({ length: 100 }, (_, i) => i))
 })

@@ -13,7 +13,23 @@
 // WAL task; one append is asked for once that burst is over (setImmediate
 // runs after every microtask of the report). N callers in a loop thus
 // share one entry instead of the first of them getting one of its own.
+//
+// Non-durable puts are acknowledged before they reach the WAL. So that a
+// process that returns from main without close() does not drop them, a
+// writer with such puts not yet in the WAL registers here; when Node is
+// about to exit ('beforeExit': nothing else keeps the loop alive) every
+// registered writer is asked to append at once and holds the loop until
+// the WAL has caught up (or the writer failed). An explicit process.exit()
+// or a crash still loses them: that is what durableWrite is for.
 import { MemWalError, toMemWalError } from './errors.js'
+
+/** Writers with acknowledged non-durable puts not yet in the WAL. */
+const unsent = new Set<DurableWaits>()
+let exitListener = false
+
+function appendBeforeExit(): void {
+  for (const waits of unsent) waits.appendBeforeExit()
+}
 
 interface Waiter {
   end: number
@@ -30,6 +46,11 @@ export interface DurableNative {
   hold(hold: boolean): void
   /** Append the puts queued with `deferAppend`. */
   appendNow(): void
+  /**
+   * The native writer, kept strongly while non-durable puts are unsent so
+   * that collecting an unreferenced writer cannot drop them.
+   */
+  pin(): unknown
 }
 
 export class DurableWaits {
@@ -40,6 +61,12 @@ export class DurableWaits {
   #failure?: MemWalError
   #stopped = false
   #settling = false
+  /** Batch positions `[.., end)` were acknowledged without waiting (non-durable). */
+  #acknowledged = 0
+  /** Holding the loop for unsent non-durable puts at exit. */
+  #exitHold = false
+  #held = false
+  #pinned: unknown
   readonly #native: DurableNative
   readonly #shardId: string
 
@@ -63,9 +90,51 @@ export class DurableWaits {
     const verdict = this.#verdict()
     if (verdict) return Promise.reject(verdict)
     return new Promise((resolve, reject) => {
-      if (this.#head === this.#waiters.length) this.#native.hold(true)
       this.#waiters.push({ end, resolve, reject })
+      this.#updateHold()
     })
+  }
+
+  /**
+   * A non-durable put of positions `[.., end)` was acknowledged: see the
+   * file comment for how it still reaches the WAL when main returns.
+   */
+  acknowledged(end: number): void {
+    if (end <= this.#durable || this.#verdict()) return
+    if (end > this.#acknowledged) this.#acknowledged = end
+    if (!unsent.has(this)) {
+      unsent.add(this)
+      this.#pinned = this.#native.pin()
+      if (!exitListener) {
+        exitListener = true
+        process.on('beforeExit', appendBeforeExit)
+      }
+    }
+  }
+
+  /** Node is about to exit: append now and hold it until the WAL has caught up. */
+  appendBeforeExit(): void {
+    this.#exitHold = true
+    this.#updateHold()
+    this.#native.appendNow()
+  }
+
+  /** Drop out of the exit registry once nothing acknowledged is unsent. */
+  #settleUnsent(): void {
+    if (!unsent.has(this)) return
+    if (this.#durable < this.#acknowledged && !this.#verdict()) return
+    unsent.delete(this)
+    this.#pinned = undefined
+    this.#exitHold = false
+  }
+
+  /** Hold the loop exactly while a put waits or unsent puts must reach the WAL at exit. */
+  #updateHold(): void {
+    const hold = this.#head < this.#waiters.length || this.#exitHold
+    if (hold !== this.#held) {
+      this.#held = hold
+      this.#native.hold(hold)
+    }
   }
 
   /** A report of the WAL task (see `listenDurable`). */
@@ -91,7 +160,6 @@ export class DurableWaits {
       while (head < waiters.length) waiters[head++].reject(verdict)
     }
     if (head === waiters.length) {
-      if (waiters.length > 0) this.#native.hold(false)
       this.#waiters = []
       this.#head = 0
     } else if (head > 1024 && head * 2 > waiters.length) {
@@ -102,6 +170,8 @@ export class DurableWaits {
     } else {
       this.#head = head
     }
+    this.#settleUnsent()
+    this.#updateHold()
   }
 
   /** Why nothing more will become durable, if that is so. */

@@ -223,6 +223,7 @@ export class ShardWriter implements AsyncDisposable {
     const durable = new DurableWaits(this.shardId, {
       hold: (hold) => weakNative.deref()?.holdEventLoop(hold),
       appendNow: () => weakNative.deref()?.appendNow(),
+      pin: () => weakNative.deref(),
     })
     this.#durable = durable
     nativeWriter.listenDurable((end, failure, stopped) => durable.progress(end, failure, stopped))
@@ -274,10 +275,12 @@ export class ShardWriter implements AsyncDisposable {
       // Done within the call: the end position, negated if queued.
       const end = Math.abs(now)
       if (now < 0) await this.#durable.wait(end)
+      else this.#durable.acknowledged(end)
       return { batchPositions: { start: end - batches.length, end } }
     }
     const result = await native(() => now)
     if (result.queued) await this.#durable.wait(result.end)
+    else this.#durable.acknowledged(result.end)
     if (result.end - result.start !== batches.length) {
       throw new MemWalError(
         'INTERNAL',
@@ -311,6 +314,7 @@ export class ShardWriter implements AsyncDisposable {
         ? this.#native.deleteBuffers(handoff.schemaIpc, handoff.numbers, handoff.buffers)
         : this.#native.delete(batchesToIPC(nonEmpty)),
     )
+    this.#durable.acknowledged(result.end)
     return { batchPositions: { start: result.start, end: result.end } }
   }
 
