@@ -57,7 +57,10 @@ beforeAll(async () => {
   const writer = await api.openShardWriter(root, { schema, config: MEMTABLE })
   await writer.put(events(0, 3))
   const walOnly = await api.openShardWriter(memoryRoot('surface-wal'), { schema, config: WAL_ONLY })
-  const closed = await api.openShardWriter(memoryRoot('surface-closed'), { schema, config: WAL_ONLY })
+  const closed = await api.openShardWriter(memoryRoot('surface-closed'), {
+    schema,
+    config: WAL_ONLY,
+  })
   await closed.close()
   const fencedRoot = memoryRoot('surface-fenced')
   const fenced = await api.openShardWriter(fencedRoot, { schema, config: MEMTABLE })
@@ -121,7 +124,10 @@ const ROWS: Record<string, [(c: Ctx) => unknown, MemWalErrorCode]> = {
   'WalTailer.nextPosition': [(c) => c.damaged.nextPosition(), 'CORRUPT'],
   'WalTailer.readEntry': [(c) => c.tailer.readEntry(Number.NaN), 'INVALID_INPUT'],
   'WalTailer.follow': [(c) => c.tailer.follow({ from: 0 }).next(), 'INVALID_INPUT'],
-  'ShardWriterConfig.from': [() => api.ShardWriterConfig.from({ nope: 1 } as never), 'INVALID_CONFIG'],
+  'ShardWriterConfig.from': [
+    () => api.ShardWriterConfig.from({ nope: 1 } as never),
+    'INVALID_CONFIG',
+  ],
   'ShardWriterConfig.with': [(c) => c.config.with('nope' as never, 1 as never), 'INVALID_CONFIG'],
   openShardWriter: [
     () => api.openShardWriter(memoryRoot('x'), { schema: 1 as never }),

@@ -23,12 +23,16 @@
 // or a crash still loses them: that is what durableWrite is for.
 import { MemWalError, toMemWalError } from './errors.js'
 
-/** Writers with acknowledged non-durable puts not yet in the WAL. */
-const unsent = new Set<DurableWaits>()
+/**
+ * Writers with acknowledged non-durable puts not yet in the WAL, each with
+ * its native writer, held strongly here so that collecting an unreferenced
+ * writer cannot drop them.
+ */
+const unsent = new Map<DurableWaits, unknown>()
 let exitListener = false
 
 function appendBeforeExit(): void {
-  for (const waits of unsent) waits.appendBeforeExit()
+  for (const waits of unsent.keys()) waits.appendBeforeExit()
 }
 
 interface Waiter {
@@ -46,10 +50,7 @@ export interface DurableNative {
   hold(hold: boolean): void
   /** Append the puts queued with `deferAppend`. */
   appendNow(): void
-  /**
-   * The native writer, kept strongly while non-durable puts are unsent so
-   * that collecting an unreferenced writer cannot drop them.
-   */
+  /** The native writer, kept while non-durable puts are unsent. */
   pin(): unknown
 }
 
@@ -66,7 +67,6 @@ export class DurableWaits {
   /** Holding the loop for unsent non-durable puts at exit. */
   #exitHold = false
   #held = false
-  #pinned: unknown
   readonly #native: DurableNative
   readonly #shardId: string
 
@@ -103,8 +103,7 @@ export class DurableWaits {
     if (end <= this.#durable || this.#verdict()) return
     if (end > this.#acknowledged) this.#acknowledged = end
     if (!unsent.has(this)) {
-      unsent.add(this)
-      this.#pinned = this.#native.pin()
+      unsent.set(this, this.#native.pin())
       if (!exitListener) {
         exitListener = true
         process.on('beforeExit', appendBeforeExit)
@@ -124,7 +123,6 @@ export class DurableWaits {
     if (!unsent.has(this)) return
     if (this.#durable < this.#acknowledged && !this.#verdict()) return
     unsent.delete(this)
-    this.#pinned = undefined
     this.#exitHold = false
   }
 

@@ -19,13 +19,7 @@ import {
 } from './arrow.js'
 import { ShardWriterConfig, type ShardWriterOptions } from './config.js'
 import { DurableWaits } from './durability.js'
-import {
-  MemWalError,
-  type MemWalErrorCode,
-  native,
-  nativeSync,
-  toMemWalError,
-} from './errors.js'
+import { MemWalError, type MemWalErrorCode, native, nativeSync, toMemWalError } from './errors.js'
 import { type Handoff, handoffOf } from './handoff.js'
 
 /**
