@@ -151,9 +151,14 @@ pub fn delete_rows(
                     column.data_type()
                 )));
             }
-            if column.null_count() > 0 {
+            // Logical nulls: a dictionary's null values are nulls too.
+            if column.logical_null_count() > 0 {
+                let row = column
+                    .logical_nulls()
+                    .and_then(|nulls| nulls.iter().position(|valid| !valid))
+                    .unwrap_or_default();
                 return Err(Error::invalid_input(format!(
-                    "delete key column '{}' has nulls",
+                    "delete key column '{}' is null at row {row}; key values must not be null",
                     field.name()
                 )));
             }
