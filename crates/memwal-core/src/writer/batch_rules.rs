@@ -24,7 +24,7 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::{Decimal128Type, Decimal256Type, Decimal32Type, Decimal64Type};
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_buffer::NullBuffer;
-use arrow_schema::{DataType, Field, Schema};
+use arrow_schema::{DataType, Field, FieldRef, Schema};
 
 use crate::error::{Error, Result};
 use crate::memtable::primary_key::primary_key_columns;
@@ -115,21 +115,24 @@ fn is_decimal(data_type: &DataType) -> bool {
 }
 
 /// The fields nested directly in `data_type` (a dictionary's values as a
-/// nullable field: its keys carry the nulls).
-fn children(data_type: &DataType) -> Vec<Field> {
+/// nullable field: its keys carry the nulls). Shared, not copied: this runs
+/// on every put of a nested column.
+fn children(data_type: &DataType) -> Vec<FieldRef> {
     match data_type {
-        DataType::Struct(fields) => fields.iter().map(|f| f.as_ref().clone()).collect(),
+        DataType::Struct(fields) => fields.iter().cloned().collect(),
         DataType::List(item)
         | DataType::LargeList(item)
         | DataType::ListView(item)
         | DataType::LargeListView(item)
         | DataType::FixedSizeList(item, _)
-        | DataType::Map(item, _) => vec![item.as_ref().clone()],
-        DataType::Dictionary(_, values) => {
-            vec![Field::new("values", values.as_ref().clone(), true)]
-        }
+        | DataType::Map(item, _) => vec![item.clone()],
+        DataType::Dictionary(_, values) => vec![dictionary_values(values)],
         _ => Vec::new(),
     }
+}
+
+fn dictionary_values(values: &DataType) -> FieldRef {
+    std::sync::Arc::new(Field::new("values", values.clone(), true))
 }
 
 /// Whether a rule can apply to `field` or anything nested in it.
@@ -137,7 +140,7 @@ fn needs_walk(field: &Field) -> bool {
     let data_type = field.data_type();
     is_decimal(data_type)
         || (!field.is_nullable() && has_hidden_nulls(data_type))
-        || children(data_type).iter().any(needs_walk)
+        || children(data_type).iter().any(|child| needs_walk(child))
 }
 
 /// Where in the batch a value is, for the error message.
@@ -224,12 +227,10 @@ fn walk(field: &Field, array: &ArrayRef, mask: Option<&NullBuffer>, place: &Plac
             items(item, array.as_list_view::<i64>().values(), None, place)
         }
         DataType::Dictionary(_, values) => {
-            let field = Field::new("values", values.as_ref().clone(), true);
-            let values = array.as_any_dictionary().values();
-            if needs_walk(&field) {
-                walk(&field, values, None, place)
-            } else {
-                Ok(())
+            let field = dictionary_values(values);
+            match needs_walk(&field) {
+                true => walk(&field, array.as_any_dictionary().values(), None, place),
+                false => Ok(()),
             }
         }
         _ => Ok(()),
