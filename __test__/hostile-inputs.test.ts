@@ -897,6 +897,26 @@ const DELETE_ROWS: Row<Ctx>[] = [
     message: /null at row 0/,
   },
   {
+    name: 'delete on a shard whose non-nullable struct has a non-nullable child',
+    act: async () => {
+      const inner = new Struct([new Field('b', new Utf8(), false)])
+      const schema = new Schema([new Field('id', new Int64(), false), new Field('s', inner, false)])
+      const root = memoryRoot('hostile-delete-nested')
+      const writer = await openShardWriter(root, { schema, primaryKey: ['id'], config: MEMTABLE })
+      const s = makeData({
+        type: inner,
+        length: 1,
+        nullCount: 0,
+        children: [utf8Data([0, 1], [0x78])],
+      })
+      await writer.put(batchOf(schema, 1, [int64Data([1n]), s]))
+      await writer.delete(new Table({ id: vectorFromArray([1n], new Int64()) }))
+      await writer.close()
+      expect((await (await openShardReader(root, writer.shardId)).scan()).numRows).toBe(0)
+    },
+    expect: 'OK',
+  },
+  {
     name: 'delete(null)',
     act: ({ keyed }) => keyed.writer.delete(null as never),
     expect: 'INVALID_INPUT',
