@@ -17,17 +17,23 @@ import { join, relative } from 'node:path'
 import {
   Bool,
   type Data,
+  Decimal,
+  Dictionary,
   Field,
   Int32,
   Int64,
+  IntervalMonthDayNano,
   LargeUtf8,
   List,
   makeData,
+  Null,
   RecordBatch,
   Schema,
+  SparseUnion,
   Struct,
   Table,
   tableFromArrays,
+  tableFromJSON,
   tableToIPC,
   Utf8,
   vectorFromArray,
@@ -552,6 +558,312 @@ const PUT_ROWS: Row<Ctx>[] = [
   },
 ]
 
+// --- types and values the WAL decoder or the flush cannot read back ---------------------------
+
+const WAL_ONLY = { enableMemtable: false, maxWalFlushIntervalMs: null, statsLogIntervalMs: null }
+
+/** An `id int64` column plus `extra` as the second column. */
+function withId(extra: Field): Schema {
+  return new Schema([new Field('id', new Int64(), false), extra])
+}
+
+/** One batch of `schema`: ids 0.., then `column`. */
+function idAnd(schema: Schema, column: Data): RecordBatch {
+  return batchOf(schema, column.length, [
+    int64Data(Array.from({ length: column.length }, (_, i) => BigInt(i))),
+    column,
+  ])
+}
+
+/**
+ * Put `bad` on a fresh shard of `schema`, then prove the shard healthy
+ * whatever happened: a put of `good` is acknowledged, flushed (MemTable
+ * mode) and closed, a reader sees exactly the acknowledged rows, and the
+ * shard reopens. Rethrows the refusal of `bad`, if any.
+ */
+async function onOwnShard(
+  schema: Schema,
+  bad: () => RecordBatch | Table,
+  good: () => RecordBatch | Table,
+  config: Partial<ShardWriterOptions> = MEMTABLE,
+): Promise<void> {
+  const root = memoryRoot('hostile-types')
+  const writer = await openShardWriter(root, { schema, config })
+  let refusal: unknown
+  let rows = 0
+  try {
+    const batch = bad()
+    await writer.put(batch)
+    rows += batch.numRows
+  } catch (error) {
+    refusal = error
+  }
+  const batch = good()
+  await writer.put(batch)
+  rows += batch.numRows
+  if (config.enableMemtable !== false) {
+    await writer.forceSealActive()
+    // A flush that keeps failing never drains: fail instead of hanging.
+    let timer: NodeJS.Timeout | undefined
+    const stalled = new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new Error('the flush never drained')), 10_000)
+    })
+    await Promise.race([writer.waitForFlushDrain(), stalled]).finally(() => clearTimeout(timer))
+  }
+  await writer.close()
+  const reader = await openShardReader(root, writer.shardId)
+  expect((await reader.scan()).numRows, 'rows the reader sees').toBe(rows)
+  await (await openShardWriter(root, { schema, shardId: writer.shardId, config })).close()
+  if (refusal !== undefined) throw refusal
+}
+
+/** `struct<n: Null not null>` rows; `valid` says which struct slots hold a value. */
+function structOfNull(valid: boolean[]): RecordBatch {
+  const child = new Field('n', new Null(), false)
+  const type = new Struct([child])
+  const nulls = valid.filter((v) => !v).length
+  const column = makeData({
+    type,
+    length: valid.length,
+    nullCount: nulls,
+    nullBitmap: nulls
+      ? Uint8Array.from([valid.reduce((b, v, i) => b | (Number(v) << i), 0)])
+      : undefined,
+    children: [makeData({ type: new Null(), length: valid.length })],
+  })
+  return idAnd(withId(new Field('s', type, true)), column)
+}
+
+/** A dictionary column of utf8 values `['a', null]`, every key 1 (the null value). */
+function dictWithNullValue(nullable: boolean): RecordBatch {
+  const type = new Dictionary(new Utf8(), new Int32())
+  const dictionary = vectorFromArray(['a', null], new Utf8())
+  const column = makeData({
+    type,
+    length: 2,
+    nullCount: 0,
+    data: Int32Array.from([1, 1]),
+    dictionary,
+  })
+  return idAnd(withId(new Field('d', type, nullable)), column)
+}
+
+/** Decimal(scale 2, precision 9, 128 bits) values, as apache-arrow lays them out. */
+function decimals(values: readonly bigint[]): RecordBatch {
+  const type = new Decimal(2, 9, 128)
+  const words = new Uint32Array(values.length * 4)
+  values.forEach((v, i) => {
+    const u = BigInt.asUintN(128, v)
+    for (let w = 0; w < 4; w++) words[i * 4 + w] = Number((u >> BigInt(32 * w)) & 0xffffffffn)
+  })
+  const column = makeData({ type, length: values.length, nullCount: 0, data: words })
+  return idAnd(withId(new Field('price', type, true)), column)
+}
+
+/** `list<item: Null not null>` rows of `lengths` items each. */
+function listOfNull(lengths: number[]): RecordBatch {
+  const type = new List(new Field('item', new Null(), false))
+  const offsets = Int32Array.from([
+    0,
+    ...lengths.map((_, i) => lengths.slice(0, i + 1).reduce((a, b) => a + b, 0)),
+  ])
+  const items = offsets[offsets.length - 1]
+  const column = makeData({
+    type,
+    length: lengths.length,
+    nullCount: 0,
+    valueOffsets: offsets,
+    child: makeData({ type: new Null(), length: items }),
+  })
+  return idAnd(withId(new Field('l', type, false)), column)
+}
+
+const openRefused = (schema: Schema, config: Partial<ShardWriterOptions>) =>
+  openShardWriter(memoryRoot('hostile-open-types'), { schema, config })
+
+/** Schemas the flush cannot write: refused at open, MemTable and WAL-only alike. */
+const UNWRITABLE_SCHEMAS: [string, Schema, RegExp][] = [
+  [
+    'an empty struct (tableFromJSON of { s: { n: null } }...)',
+    withId(new Field('s', new Struct([]), true)),
+    /'s'/,
+  ],
+  ['a non-nullable Null column', withId(new Field('n', new Null(), false)), /'n'/],
+  [
+    'a sparse union',
+    withId(
+      new Field(
+        'u',
+        new SparseUnion(
+          [0, 1],
+          [new Field('a', new Int32(), true), new Field('b', new Utf8(), true)],
+        ),
+        true,
+      ),
+    ),
+    /'u'/,
+  ],
+  [
+    'an Interval(MonthDayNano) column',
+    withId(new Field('i', new IntervalMonthDayNano(), true)),
+    /'i'/,
+  ],
+  [
+    'an Interval(MonthDayNano) inside a struct',
+    withId(new Field('s', new Struct([new Field('i', new IntervalMonthDayNano(), true)]), true)),
+    /'s\.i'/,
+  ],
+  ['a decimal with a negative scale', withId(new Field('d', new Decimal(-2, 9, 128), true)), /'d'/],
+]
+
+const TYPE_ROWS: Row<Ctx>[] = [
+  ...UNWRITABLE_SCHEMAS.flatMap(([what, schema, message]): Row<Ctx>[] => [
+    {
+      name: `open with ${what}`,
+      act: () => openRefused(schema, MEMTABLE),
+      expect: 'INVALID_INPUT',
+      message,
+    },
+    {
+      name: `open with ${what}, WAL-only`,
+      act: () => openRefused(schema, WAL_ONLY),
+      expect: 'INVALID_INPUT',
+      message,
+    },
+  ]),
+  {
+    name: "the issue's empty struct: tableFromJSON([{ s: { n: null } }]) is refused at open",
+    act: () => {
+      const table = tableFromJSON([{ s: { n: null } }])
+      return openRefused(table.schema, MEMTABLE)
+    },
+    expect: 'INVALID_INPUT',
+  },
+  // non-nullable children with unmasked nulls (would decode as CORRUPT later)
+  ...[MEMTABLE, WAL_ONLY].map(
+    (config): Row<Ctx> => ({
+      name: `struct<n: Null not null> with a valid slot${config === WAL_ONLY ? ', WAL-only' : ''}`,
+      act: () =>
+        onOwnShard(
+          structOfNull([true]).schema,
+          () => structOfNull([false, true]),
+          () => structOfNull([false]),
+          config,
+        ),
+      expect: 'INVALID_INPUT',
+      message: /'s\.n' at row 1/,
+    }),
+  ),
+  {
+    name: 'struct<n: Null not null> whose slots are all null round-trips',
+    act: () =>
+      onOwnShard(
+        structOfNull([false]).schema,
+        () => structOfNull([false, false]),
+        () => structOfNull([false]),
+      ),
+    expect: 'OK',
+  },
+  {
+    name: 'list<item: Null not null> holding an item',
+    act: () =>
+      onOwnShard(
+        listOfNull([0]).schema,
+        () => listOfNull([0, 2]),
+        () => listOfNull([0]),
+      ),
+    expect: 'INVALID_INPUT',
+    message: /'l\.item' at list item 0/,
+  },
+  {
+    name: 'a non-nullable dictionary whose keys point at a null value',
+    act: () =>
+      onOwnShard(
+        dictWithNullValue(false).schema,
+        () => dictWithNullValue(false),
+        () =>
+          idAnd(
+            dictWithNullValue(false).schema,
+            makeData({
+              type: new Dictionary(new Utf8(), new Int32()),
+              length: 1,
+              nullCount: 0,
+              data: Int32Array.from([0]),
+              dictionary: vectorFromArray(['a'], new Utf8()),
+            }),
+          ),
+      ),
+    expect: 'INVALID_INPUT',
+    message: /'d' at row 0/,
+  },
+  {
+    name: 'a nullable dictionary with a null value round-trips',
+    act: () =>
+      onOwnShard(
+        dictWithNullValue(true).schema,
+        () => dictWithNullValue(true),
+        () => dictWithNullValue(true),
+      ),
+    expect: 'OK',
+  },
+  // decimals beyond their precision (were truncated at flush)
+  {
+    name: 'Decimal(scale 2, precision 9) holding 5,000,000,000',
+    act: () =>
+      onOwnShard(
+        decimals([1n]).schema,
+        () => decimals([1n, 5_000_000_000n]),
+        () => decimals([1n]),
+      ),
+    expect: 'INVALID_INPUT',
+    message: /'price' at row 1 holds 50000000\.00/,
+  },
+  {
+    name: 'Decimal(scale 2, precision 9) at its limits round-trips through a flush unchanged',
+    act: async () => {
+      const values = [999_999_999n, -999_999_999n, 0n]
+      const root = memoryRoot('hostile-decimal')
+      const writer = await openShardWriter(root, {
+        schema: decimals(values).schema,
+        config: MEMTABLE,
+      })
+      await writer.put(decimals(values))
+      await writer.forceSealActive()
+      await writer.waitForFlushDrain()
+      await writer.close()
+      const table = await (await openShardReader(root, writer.shardId)).scan()
+      const got = Array.from(table.getChild('price') ?? [], (v) => {
+        const w = v as Uint32Array
+        return BigInt.asIntN(
+          128,
+          [0, 1, 2, 3].reduce((n, i) => n | (BigInt(w[i]) << BigInt(32 * i)), 0n),
+        )
+      })
+      expect(got).toEqual(values)
+    },
+    expect: 'OK',
+  },
+  // null primary-key values (collapsed into one undeletable row)
+  {
+    name: 'null values in a nullable primary-key column',
+    act: async () => {
+      const key = new Field('k', new Int64(), true)
+      const writer = await openShardWriter(memoryRoot('hostile-null-key'), {
+        schema: new Schema([key]),
+        primaryKey: ['k'],
+        config: MEMTABLE,
+      })
+      try {
+        await writer.put(new Table({ k: vectorFromArray([1n, null, 2n], new Int64()) }))
+      } finally {
+        await writer.close()
+      }
+    },
+    expect: 'INVALID_INPUT',
+    message: /'k' is null at row 1/,
+  },
+]
+
 // --- delete ------------------------------------------------------------------------------------
 
 const DELETE_ROWS: Row<Ctx>[] = [
@@ -582,7 +894,27 @@ const DELETE_ROWS: Row<Ctx>[] = [
     act: ({ keyed }) =>
       keyed.writer.delete(new Table({ id: vectorFromArray([null, 0n], new Int64()) })),
     expect: 'INVALID_INPUT',
-    message: /null/,
+    message: /null at row 0/,
+  },
+  {
+    name: 'delete on a shard whose non-nullable struct has a non-nullable child',
+    act: async () => {
+      const inner = new Struct([new Field('b', new Utf8(), false)])
+      const schema = new Schema([new Field('id', new Int64(), false), new Field('s', inner, false)])
+      const root = memoryRoot('hostile-delete-nested')
+      const writer = await openShardWriter(root, { schema, primaryKey: ['id'], config: MEMTABLE })
+      const s = makeData({
+        type: inner,
+        length: 1,
+        nullCount: 0,
+        children: [utf8Data([0, 1], [0x78])],
+      })
+      await writer.put(batchOf(schema, 1, [int64Data([1n]), s]))
+      await writer.delete(new Table({ id: vectorFromArray([1n], new Int64()) }))
+      await writer.close()
+      expect((await (await openShardReader(root, writer.shardId)).scan()).numRows).toBe(0)
+    },
+    expect: 'OK',
   },
   {
     name: 'delete(null)',
@@ -1422,6 +1754,10 @@ const MANIFEST_ROWS: Row<Damaged>[] = [
 
 describe('put: hostile batches (keyed MemTable writer stays healthy)', () => {
   runRows(PUT_ROWS, victims, keyedHealthy)
+})
+
+describe('put and open: types and values the WAL decoder or the flush cannot read back', () => {
+  runRows(TYPE_ROWS, victims, keyedHealthy)
 })
 
 describe('delete: hostile keys', () => {

@@ -3,6 +3,7 @@
 
 mod encoder_threads;
 mod parquet_file;
+pub mod writable;
 
 pub use parquet_file::{write_generation, FlushCompression};
 

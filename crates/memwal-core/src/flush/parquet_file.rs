@@ -83,7 +83,7 @@ const DATA_PAGE_BYTES: usize = 96 * 1024;
 /// No statistics for leaves inside lists (the elements of a vector): a
 /// min/max over all elements of many rows prunes nothing, and computing it
 /// was a tenth of the encoding time.
-fn writer_properties(
+pub(super) fn writer_properties(
     schema: &arrow_schema::Schema,
     compression: FlushCompression,
 ) -> Result<WriterProperties> {

@@ -100,10 +100,33 @@ fn placeholder(field: &Field, rows: usize) -> Result<ArrayRef> {
             field.name()
         )));
     }
-    // The null array's buffers are zeroed; dropping the validity bitmap turns
-    // them into valid default values of the same type.
-    let data: ArrayData = nulls.to_data().into_builder().nulls(None).build()?;
-    Ok(arrow_array::make_array(data))
+    Ok(arrow_array::make_array(zeroed(nulls.to_data())?))
+}
+
+/// An all-null `data` as valid default values: the null array's buffers are
+/// zeroed, so dropping its validity bitmap (and that of every non-nullable
+/// child, at any depth) leaves zeroes, empty strings and empty lists that
+/// the WAL decoder accepts.
+fn zeroed(data: ArrayData) -> Result<ArrayData> {
+    let children = match data.data_type() {
+        DataType::Struct(fields) => fields
+            .iter()
+            .zip(data.child_data())
+            .map(|(field, child)| match field.is_nullable() {
+                true => Ok(child.clone()),
+                false => zeroed(child.clone()),
+            })
+            .collect::<Result<Vec<_>>>()?,
+        DataType::FixedSizeList(item, _) if !item.is_nullable() => {
+            vec![zeroed(data.child_data()[0].clone())?]
+        }
+        _ => data.child_data().to_vec(),
+    };
+    Ok(data
+        .into_builder()
+        .nulls(None)
+        .child_data(children)
+        .build()?)
 }
 
 /// The stored rows that delete the keys in `keys`: key columns as given,
@@ -151,9 +174,14 @@ pub fn delete_rows(
                     column.data_type()
                 )));
             }
-            if column.null_count() > 0 {
+            // Logical nulls: a dictionary's null values are nulls too.
+            if column.logical_null_count() > 0 {
+                let row = column
+                    .logical_nulls()
+                    .and_then(|nulls| nulls.iter().position(|valid| !valid))
+                    .unwrap_or_default();
                 return Err(Error::invalid_input(format!(
-                    "delete key column '{}' has nulls",
+                    "delete key column '{}' is null at row {row}; key values must not be null",
                     field.name()
                 )));
             }
@@ -185,6 +213,7 @@ mod tests {
     use crate::memtable::primary_key::PRIMARY_KEY_METADATA;
     use arrow_array::cast::AsArray;
     use arrow_array::{FixedSizeListArray, Float32Array, Int64Array, StringArray};
+    use arrow_schema::Fields;
     use std::collections::HashMap;
 
     fn user() -> SchemaRef {
@@ -239,6 +268,40 @@ mod tests {
         );
         let marker: &BooleanArray = rows.column(4).as_boolean();
         assert!(marker.iter().all(|v| v == Some(true)));
+    }
+
+    #[test]
+    fn placeholders_of_required_nested_fields_hold_no_null() {
+        let pk = HashMap::from([(PRIMARY_KEY_METADATA.to_string(), "true".to_string())]);
+        let inner = Fields::from(vec![
+            Field::new("b", DataType::Utf8, false),
+            Field::new("c", DataType::Int32, true),
+        ]);
+        let item = Arc::new(Field::new("item", DataType::Struct(inner.clone()), false));
+        let user = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false).with_metadata(pk),
+            Field::new("s", DataType::Struct(inner), false),
+            Field::new("v", DataType::FixedSizeList(item, 2), false),
+        ]));
+        let stored = stored_schema(&user);
+        let keys = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)])),
+            vec![Arc::new(Int64Array::from(vec![7]))],
+        )
+        .unwrap();
+        let rows = delete_rows(&user, &stored, &keys).unwrap();
+        let s = rows.column(1).as_struct();
+        assert_eq!((s.null_count(), s.column(0).null_count()), (0, 0));
+        assert_eq!(s.column(1).null_count(), 1, "nullable children stay null");
+        let v = rows.column(2).as_fixed_size_list();
+        assert_eq!(v.values().as_struct().column(0).null_count(), 0);
+        // What the WAL decoder will do with it.
+        let rebuilt = arrow_array::StructArray::try_new(
+            s.fields().clone(),
+            s.columns().to_vec(),
+            s.nulls().cloned(),
+        );
+        assert!(rebuilt.is_ok());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! into durable WAL entries.
 
 mod backpressure;
+mod batch_rules;
 mod config;
 mod durable_acks;
 mod memtable_mode;
@@ -87,6 +88,8 @@ struct Inner {
     schema: SchemaRef,
     /// What rows are stored as: `schema`, plus `_tombstone` with a primary key.
     stored: SchemaRef,
+    /// What a put's values are checked for (see [`batch_rules`]).
+    rules: batch_rules::BatchRules,
     config: ShardWriterConfig,
     manifests: ManifestStore,
     queue: Arc<WalQueue>,
@@ -180,6 +183,9 @@ impl ShardWriter {
         validate_writer_schema(&schema)?;
         let shard_id = shard_id.unwrap_or_else(uuid::Uuid::new_v4);
         let stored = tombstone::stored_schema(&schema);
+        // WAL-only writers too: Lance readers flush their WALs later.
+        crate::flush::writable::check_schema(&stored)?;
+        let rules = batch_rules::BatchRules::new(&schema);
         let layout = ShardLayout::new(shard_id);
         let manifests = ManifestStore::new(
             root.clone(),
@@ -296,6 +302,7 @@ impl ShardWriter {
                 epoch,
                 schema,
                 stored,
+                rules,
                 config,
                 manifests,
                 queue,
@@ -438,6 +445,7 @@ impl ShardWriter {
     fn live_rows(&self, batches: Vec<RecordBatch>) -> Result<Vec<RecordBatch>> {
         let stored = &self.inner.stored;
         schema_check::conform_batches(&self.inner.schema, batches)
+            .and_then(|batches| self.inner.rules.check(&batches).map(|()| batches))
             .and_then(|batches| {
                 batches
                     .into_iter()
