@@ -33,6 +33,7 @@ use crate::memtable::batch_store::estimate_batch_bytes;
 use crate::memtable::tombstone;
 use crate::store::StorageRoot;
 use crate::wal::codec::TOMBSTONE_COLUMN;
+use crate::wal::holes::check_before_claim;
 use crate::wal::{RetryPolicy, WalAppender};
 use durable_acks::DurableAcks;
 use memtable_mode::{Flusher, MemTableLimits, MemTables};
@@ -186,11 +187,21 @@ impl ShardWriter {
             config.manifest_scan_batch_size as usize,
         );
 
+        // A hole above the replay cursor, or a directory at the next WAL
+        // position, fails the open before the claim: the sentinel must never
+        // land past (or in) a hole, and a doomed open must not fence anyone
+        // (docs/FORMAT.md §5.4).
+        let cursor = manifests
+            .read_latest()
+            .await?
+            .map_or(0, |m| m.replay_after_wal_entry_position);
+        let listed_max = check_before_claim(&root, &layout, cursor).await?;
         let claimed = manifests.claim_epoch(config.shard_spec_id).await?;
         let epoch = claimed.writer_epoch;
         let hint = claimed
             .wal_entry_position_last_seen
-            .max(claimed.replay_after_wal_entry_position);
+            .max(claimed.replay_after_wal_entry_position)
+            .max(listed_max);
         let retry = RetryPolicy {
             max_retries: config.max_wal_persist_retries,
             base_delay: config.wal_persist_retry_base_delay,
@@ -226,6 +237,7 @@ impl ShardWriter {
                 shard_id,
                 epoch,
                 claimed.replay_after_wal_entry_position + 1,
+                appender.next_position(),
                 &stored,
                 &limits,
                 claimed.current_generation.max(1),
