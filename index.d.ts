@@ -59,7 +59,8 @@ export declare class NativeShardWriter {
   put(batchesIpc: Uint8Array, deferAppend: boolean): number | Promise<NativePutResult>
   /**
    * Put batches handed over as their Arrow buffers (see `handoff.rs`):
-   * `schema_ipc` is the batches' schema, `rows` the row count of each.
+   * `schema_ipc` is the batches' schema; `numbers` holds the row counts
+   * and node numbers (see `handoff::split_numbers`).
    * Every buffer is copied once before this returns. Resolved at once
    * like `put` when there is nothing to wait for.
    */
@@ -243,4 +244,8 @@ export declare function openShardReader(uri: string, shardId: string, storage?: 
 /** Open a writer. `schema_ipc` is an IPC stream holding just the schema. */
 export declare function openShardWriter(uri: string, schemaIpc: Uint8Array, shardId: string | undefined | null, options: NativeWriterOptions, storage?: NativeStorageOptions | undefined | null): Promise<NativeShardWriter>
 
-export declare function openWalTailer(uri: string, shardId: string, storage?: NativeStorageOptions | undefined | null): NativeWalTailer
+/**
+ * Resolves once the shard is known to exist: NOT_FOUND for a shard with
+ * no manifest or a local root that does not exist (nothing is created).
+ */
+export declare function openWalTailer(uri: string, shardId: string, storage?: NativeStorageOptions | undefined | null): Promise<NativeWalTailer>

@@ -482,5 +482,13 @@ async fn opening_a_missing_local_root_to_read_is_not_found_and_creates_nothing()
     // The writer's open still makes the root.
     StorageRoot::open(&uri).unwrap();
     assert!(missing.is_dir());
-    StorageRoot::open_existing_with(&uri, &Default::default()).unwrap();
+    let root = StorageRoot::open_existing_with(&uri, &Default::default()).unwrap();
+    // An unknown shard is NOT_FOUND for the tailer, as for the reader.
+    let shard = uuid::Uuid::new_v4();
+    let err = memwal_core::WalTailer::open(root.clone(), shard)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::NotFound, "{err}");
+    let err = ShardReader::open(root, shard).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::NotFound, "{err}");
 }

@@ -69,21 +69,19 @@ impl WalTailer {
         }
     }
 
-    /// A tailer of an existing shard: NOT_FOUND if it has no manifest (every
-    /// writer claims the shard before it writes an entry).
+    /// A tailer of an existing shard: NOT_FOUND if it has no manifest version
+    /// (every writer claims the shard before it writes an entry). Only the
+    /// versions are listed: the WAL stays readable when the latest manifest
+    /// does not decode.
     pub async fn open(root: StorageRoot, shard_id: uuid::Uuid) -> Result<Self> {
         let tailer = Self::new(root, shard_id);
-        let manifest = tailer.manifests.read_latest().await?.ok_or_else(|| {
-            Error::not_found(format!(
+        if tailer.manifests.list_versions().await?.is_empty() {
+            return Err(Error::not_found(format!(
                 "Shard {shard_id} has no manifest under {}",
                 tailer.root.uri()
             ))
-            .with_shard(shard_id)
-        })?;
-        tailer
-            .known
-            .cursor
-            .store(manifest.replay_after_wal_entry_position, Ordering::Release);
+            .with_shard(shard_id));
+        }
         Ok(tailer)
     }
 
