@@ -837,3 +837,38 @@ async fn a_lost_entry_right_after_the_replay_cursor_is_a_hole_but_covered_ones_a
     got.sort_unstable();
     assert_eq!(got, vec![0, 1, 10, 11, 20, 21, 30, 31]);
 }
+
+/// Replay is bounded below by the tip the open found, not by the first
+/// miss: an entry lost after the open's check (here just before its fence
+/// sentinel lands) is still a hole, never the end of the replay.
+#[tokio::test]
+async fn an_entry_lost_while_the_writer_opens_fails_the_replay() {
+    let inner: Arc<dyn object_store::ObjectStore> = Arc::new(InMemory::new());
+    let store = Arc::new(FaultStore::passthrough(inner.clone()));
+    let root = StorageRoot::new(store.clone(), Path::default(), "memory://replay-hole");
+    let clean = StorageRoot::new(inner, Path::default(), "memory://replay-hole-clean");
+    let writer = open(&clean, None, memtable()).await;
+    let shard = writer.shard_id();
+    for i in 0..5 {
+        writer.put(vec![batch(i * 10, 2)]).await.unwrap();
+    }
+    drop(writer);
+    let lost = clean.clone();
+    store.before_first_put(
+        &ShardLayout::new(shard).wal_entry(6),
+        Box::new(move || {
+            Box::pin(async move {
+                remove_wal_entry(&lost, shard, 3).await;
+            })
+        }),
+    );
+    let err = ShardWriter::open(root, reopen_options(shard))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Corrupt, "{err}");
+    assert!(
+        err.message()
+            .contains("position 3 is missing while position 6 exists"),
+        "{err}"
+    );
+}
