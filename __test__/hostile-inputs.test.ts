@@ -1313,6 +1313,16 @@ const WAL_ROWS: Row<Damaged>[] = [
     message: /position 4 is missing while position 5 exists/,
   },
   {
+    name: 'a directory in place of WAL entry 4 while 5 exists, shard reader (names it)',
+    act: (d) => {
+      holeAt4(d)
+      mkdirSync(join(d.walDir, `${bits(4n)}.arrow`))
+      return openShardReader(local.uri, d.shardId)
+    },
+    expect: 'CORRUPT',
+    message: /position 4 is missing \(.*arrow is a directory\) while position 5 exists/,
+  },
+  {
     name: 'WAL entry 4 lost while 5 exists, tailer.firstPosition',
     act: async (d) => {
       holeAt4(d)

@@ -12,15 +12,20 @@ use crate::error::{Error, Result};
 use crate::layout::ShardLayout;
 use crate::store::StorageRoot;
 
-/// The error for a hole at `missing` proven by an entry at `later`.
-pub fn hole_error(shard: uuid::Uuid, missing: u64, later: u64) -> Error {
+/// The error for a hole at `missing` proven by an entry at `later`; it
+/// says what sits there instead when that is a directory or a dangling link.
+pub fn hole_error(root: &StorageRoot, layout: &ShardLayout, missing: u64, later: u64) -> Error {
+    let instead = root
+        .non_object_at(&root.path(&layout.wal_entry(missing)))
+        .map(|what| format!(" ({what})"))
+        .unwrap_or_default();
     Error::corrupt(format!(
-        "WAL entry at position {missing} is missing while position {later} exists: \
+        "WAL entry at position {missing} is missing{instead} while position {later} exists: \
          the entries after the hole cannot be replayed in order, so nothing past \
          position {} is read or written (restore the entry, docs/FORMAT.md §5.4)",
         missing - 1
     ))
-    .with_shard(shard)
+    .with_shard(layout.shard_id())
 }
 
 /// The lowest position in `cursor + 1 ..= max(listed)` that `listed` lacks
@@ -58,7 +63,7 @@ pub async fn first_hole(
 pub async fn check_dense(root: &StorageRoot, layout: &ShardLayout, cursor: u64) -> Result<u64> {
     let listed = listed_positions(root, layout).await?;
     if let Some((missing, later)) = first_hole(root, layout, &listed, cursor).await? {
-        return Err(hole_error(layout.shard_id(), missing, later));
+        return Err(hole_error(root, layout, missing, later));
     }
     Ok(listed.into_iter().max().unwrap_or(0))
 }

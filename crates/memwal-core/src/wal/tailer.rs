@@ -165,7 +165,7 @@ impl WalTailer {
         {
             return Ok(None);
         }
-        Err(hole_error(self.shard_id(), position, later))
+        Err(hole_error(&self.root, self.layout(), position, later))
     }
 
     /// The replay cursor of the latest manifest (0 without one).
@@ -195,7 +195,7 @@ impl WalTailer {
         if let Some((missing, later)) =
             first_hole(&self.root, self.layout(), &listed, cursor).await?
         {
-            return Err(hole_error(self.shard_id(), missing, later));
+            return Err(hole_error(&self.root, self.layout(), missing, later));
         }
         Ok(listed.into_iter().min().unwrap_or(FIRST_POSITION))
     }
