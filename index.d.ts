@@ -263,4 +263,8 @@ export declare function openShardReader(uri: string, shardId: string, storage?: 
 /** Open a writer. `schema_ipc` is an IPC stream holding just the schema. */
 export declare function openShardWriter(uri: string, schemaIpc: Uint8Array, shardId: string | undefined | null, options: NativeWriterOptions, storage?: NativeStorageOptions | undefined | null): Promise<NativeShardWriter>
 
-export declare function openWalTailer(uri: string, shardId: string, storage?: NativeStorageOptions | undefined | null): NativeWalTailer
+/**
+ * Resolves once the shard is known to exist: NOT_FOUND for a shard with
+ * no manifest or a local root that does not exist (nothing is created).
+ */
+export declare function openWalTailer(uri: string, shardId: string, storage?: NativeStorageOptions | undefined | null): Promise<NativeWalTailer>

@@ -12,7 +12,14 @@
 //
 // The storage rows write WAL entries and manifests with `fs`, so they use a
 // local root only; everything else goes through the public API.
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import {
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  symlinkSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs'
 import { join, relative } from 'node:path'
 import {
   Bool,
@@ -1103,6 +1110,35 @@ const OPEN_ROWS: Row<Ctx>[] = [
     },
     expect: 'INVALID_INPUT',
   },
+  {
+    name: 'openShardReader on a local root that does not exist (creates nothing)',
+    act: async ({ keyed }) => {
+      const dir = join(local.dir, 'no-such-root-reader')
+      try {
+        await openShardReader(`file://${dir}`, keyed.shardId)
+      } finally {
+        expect(existsSync(dir)).toBe(false)
+      }
+    },
+    expect: 'NOT_FOUND',
+  },
+  {
+    name: 'openWalTailer on a local root that does not exist (creates nothing)',
+    act: async ({ keyed }) => {
+      const dir = join(local.dir, 'no-such-root-tailer')
+      try {
+        await openWalTailer(dir, keyed.shardId)
+      } finally {
+        expect(existsSync(dir)).toBe(false)
+      }
+    },
+    expect: 'NOT_FOUND',
+  },
+  {
+    name: 'openWalTailer on a shard that does not exist (as openShardReader)',
+    act: ({ keyed }) => openWalTailer(keyed.root, '0a0b0c0d-0000-4000-8000-000000000001'),
+    expect: 'NOT_FOUND',
+  },
   // shard ids
   {
     name: 'writer shardId with a ../ suffix',
@@ -1438,6 +1474,12 @@ function varint(value: bigint): number[] {
   return out
 }
 
+/** Entries 3–5 (copies of entry 2), then entry 4 lost: a hole below the tip. */
+function holeAt4(d: Damaged): void {
+  for (const p of [3, 4, 5]) d.writeEntry(p, d.entry(2))
+  unlinkSync(join(d.walDir, `${bits(4n)}.arrow`))
+}
+
 /** Open a MemTable writer on the shard (it replays the WAL), put id 100 and close. */
 async function openWriterOn(d: Damaged): Promise<void> {
   const writer = await openShardWriter(local.uri, {
@@ -1576,12 +1618,89 @@ const WAL_ROWS: Row<Damaged>[] = [
     message: /position 3/,
   },
   {
-    name: 'a directory where WAL entry 3 would go, writer open',
+    name: 'a directory where WAL entry 3 would go, writer open (says what is in the way)',
     act: (d) => {
       mkdirSync(join(d.walDir, `${bits(3n)}.arrow`))
       return openWriterOn(d)
     },
-    expect: 'IO',
+    expect: 'CORRUPT',
+    message: /arrow is a directory, not a WAL entry/,
+  },
+  {
+    name: 'a dangling symbolic link where WAL entry 3 would go, writer open',
+    act: (d) => {
+      symlinkSync(join(d.walDir, 'gone'), join(d.walDir, `${bits(3n)}.arrow`))
+      return openWriterOn(d)
+    },
+    expect: 'CORRUPT',
+    message: /arrow is a dangling symbolic link/,
+  },
+  {
+    name: 'WAL entry 4 lost while 5 exists, writer open (claims nothing, no sentinel at 6)',
+    act: async (d) => {
+      holeAt4(d)
+      try {
+        await openWriterOn(d)
+      } finally {
+        expect(existsSync(join(d.walDir, `${bits(6n)}.arrow`))).toBe(false)
+        expect(existsSync(join(d.manifestDir, `${bits(2n)}.binpb`))).toBe(false)
+      }
+    },
+    expect: 'CORRUPT',
+    message: /position 4 is missing while position 5 exists/,
+  },
+  {
+    name: 'WAL entry 4 lost while 5 exists, shard reader',
+    act: (d) => {
+      holeAt4(d)
+      return openShardReader(local.uri, d.shardId)
+    },
+    expect: 'CORRUPT',
+    message: /position 4 is missing while position 5 exists/,
+  },
+  {
+    name: 'WAL entry 4 lost while 5 exists, tailer.follow (throws instead of waiting forever)',
+    act: async (d) => {
+      holeAt4(d)
+      const seen: number[] = []
+      try {
+        for await (const entry of (await openWalTailer(local.uri, d.shardId)).follow({ from: 1 })) {
+          seen.push(entry.position)
+        }
+      } finally {
+        expect(seen).toEqual([1, 2, 3])
+      }
+    },
+    expect: 'CORRUPT',
+    message: /position 4 is missing while position 5 exists/,
+  },
+  {
+    name: 'a directory in place of WAL entry 4 while 5 exists, shard reader (names it)',
+    act: (d) => {
+      holeAt4(d)
+      mkdirSync(join(d.walDir, `${bits(4n)}.arrow`))
+      return openShardReader(local.uri, d.shardId)
+    },
+    expect: 'CORRUPT',
+    message: /position 4 is missing \(.*arrow is a directory\) while position 5 exists/,
+  },
+  {
+    name: 'WAL entry 4 lost while 5 exists, tailer.firstPosition',
+    act: async (d) => {
+      holeAt4(d)
+      return (await openWalTailer(local.uri, d.shardId)).firstPosition()
+    },
+    expect: 'CORRUPT',
+    message: /position 4 is missing/,
+  },
+  {
+    name: 'WAL entry 4 lost while 5 exists, tailer.readEntry(4)',
+    act: async (d) => {
+      holeAt4(d)
+      return (await openWalTailer(local.uri, d.shardId)).readEntry(4)
+    },
+    expect: 'CORRUPT',
+    message: /position 4 is missing/,
   },
   {
     name: 'foreign names in wal/ (README, staging and 65-character names) are ignored',

@@ -40,7 +40,7 @@ export class WalTailer {
     this.shardId = nativeTailer.shardId
   }
 
-  /** The lowest position still stored (1 for an empty WAL). */
+  /** The lowest position still stored (1 for an empty WAL); CORRUPT if the WAL has a hole. */
   async firstPosition(): Promise<number> {
     return native(() => this.#native.firstPosition())
   }
@@ -55,7 +55,10 @@ export class WalTailer {
     return follow(this, options)
   }
 
-  /** The entry at `position`, or `null` if none is there (yet). */
+  /**
+   * The entry at `position`, or `null` if none is there (yet). CORRUPT if the
+   * position is a hole: missing while a later position holds an entry.
+   */
   async readEntry(position: number): Promise<WalEntry | null> {
     if (!Number.isSafeInteger(position) || position < 1) {
       throw new MemWalError('INVALID_INPUT', `WAL positions are integers from 1, got ${position}`, {
@@ -80,7 +83,9 @@ export class WalTailer {
  * writer being replaced (a new epoch) neither skips nor repeats anything:
  * the new writer's fence sentinel arrives as an entry with `fenceSentinel`
  * set, then its data. The loop ends when `signal` aborts (also during a
- * wait); breaking out of `for await` ends it too.
+ * wait); breaking out of `for await` ends it too. A position missing while
+ * a later one exists (a lost entry) throws CORRUPT naming it, instead of
+ * waiting forever for an entry that will never come.
  */
 async function* follow(tailer: WalTailer, options: FollowOptions): AsyncGenerator<WalEntry> {
   if (options === null || typeof options !== 'object') {
@@ -121,7 +126,10 @@ async function* follow(tailer: WalTailer, options: FollowOptions): AsyncGenerato
   }
 }
 
-/** Open a reader of `shardId`'s WAL under `root`. */
+/**
+ * Open a reader of `shardId`'s WAL under `root`. NOT_FOUND if the shard has
+ * no manifest or a local root does not exist: opening to read creates nothing.
+ */
 export async function openWalTailer(
   root: string,
   shardId: string,
@@ -131,5 +139,6 @@ export async function openWalTailer(
     throw new MemWalError('INVALID_INPUT', 'openWalTailer(root, shardId) takes two strings')
   }
   const storage = checkStorageOptions(checkOpenOptions('openWalTailer', options)?.storageOptions)
-  return nativeSync(() => new WalTailer(nativeOpenWalTailer(root, shardId, storage)))
+  const nativeTailer = await native(() => nativeOpenWalTailer(root, shardId, storage))
+  return nativeSync(() => new WalTailer(nativeTailer))
 }

@@ -411,3 +411,84 @@ async fn wal_rows_without_the_marker_are_live_and_lance_markers_are_accepted() {
     assert!(batches[0].schema().column_with_name("_tombstone").is_none());
     assert_eq!(batches[0].column(1).null_count(), 0);
 }
+
+/// Issue 15, item 3: the snapshot used to stop at a lost entry and show
+/// the rows before it as the whole shard. A missing position above the
+/// replay cursor while a later one exists fails the open with CORRUPT, both
+/// in the tail after a flush and from position 1 of an unflushed WAL.
+#[tokio::test]
+async fn a_lost_wal_entry_fails_the_snapshot_instead_of_hiding_later_rows() {
+    let root = test_root("reader-hole");
+    let writer = open(&root, None, memtable()).await;
+    let shard = writer.shard_id();
+    for i in 0..2 {
+        writer.put(vec![batch(i * 10, 2)]).await.unwrap();
+    }
+    assert!(writer.force_seal_active().await.unwrap());
+    within("flush drain", writer.wait_for_flush_drain())
+        .await
+        .unwrap();
+    for i in 2..5 {
+        writer.put(vec![batch(i * 10, 2)]).await.unwrap();
+    }
+    let lost = remove_wal_entry(&root, shard, 4).await;
+    let err = ShardReader::open(root.clone(), shard).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Corrupt, "{err}");
+    assert!(
+        err.message()
+            .contains("position 4 is missing while position 5 exists"),
+        "{err}"
+    );
+    // Entries covered by the flushed generation may go: not a hole.
+    root.put(
+        &root.path(&memwal_core::ShardLayout::new(shard).wal_entry(4)),
+        lost,
+    )
+    .await
+    .unwrap();
+    remove_wal_entry(&root, shard, 1).await;
+    let mut ids = reader_ids(&root, shard).await;
+    ids.sort_unstable();
+    assert_eq!(ids, vec![0, 1, 10, 11, 20, 21, 30, 31, 40, 41]);
+    writer.close().await.unwrap();
+
+    let root = test_root("reader-hole-first");
+    let writer = open(&root, None, wal_only()).await;
+    let shard = writer.shard_id();
+    for i in 0..3 {
+        writer.put(vec![batch(i, 1)]).await.unwrap();
+    }
+    remove_wal_entry(&root, shard, 1).await;
+    let err = ShardReader::open(root.clone(), shard).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Corrupt, "{err}");
+    assert!(err.message().contains("position 1 is missing"), "{err}");
+}
+
+/// Issue 15: opening to read never creates anything. A local root that
+/// does not exist is NOT_FOUND for readers (the writer still creates it).
+#[tokio::test]
+async fn opening_a_missing_local_root_to_read_is_not_found_and_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("never/created");
+    let uri = format!("file://{}", missing.display());
+    let err = StorageRoot::open_existing_with(&uri, &Default::default()).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::NotFound, "{err}");
+    assert!(!dir.path().join("never").exists());
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"x").unwrap();
+    let err =
+        StorageRoot::open_existing_with(file.to_str().unwrap(), &Default::default()).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::InvalidInput, "{err}");
+    // The writer's open still makes the root.
+    StorageRoot::open(&uri).unwrap();
+    assert!(missing.is_dir());
+    let root = StorageRoot::open_existing_with(&uri, &Default::default()).unwrap();
+    // An unknown shard is NOT_FOUND for the tailer, as for the reader.
+    let shard = uuid::Uuid::new_v4();
+    let err = memwal_core::WalTailer::open(root.clone(), shard)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::NotFound, "{err}");
+    let err = ShardReader::open(root, shard).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::NotFound, "{err}");
+}

@@ -946,18 +946,19 @@ async fn a_takeover_between_claim_and_finding_the_tip_fences_the_opening_writer(
     first.close().await.unwrap();
     let layout = ShardLayout::new(shard);
 
-    // The opening writer (epoch 2) lists the WAL to find its tip once it
-    // has claimed (its checks before the claim list it too: the hook is set
-    // by the claim's manifest write); just before, a rival claims epoch 3
-    // and puts its sentinel at position 2.
+    // The opening writer (epoch 2) looks for its tip from entry 1 once it
+    // has claimed. Its checks before the claim read entry 1 too, so the
+    // hook is armed by the claim's manifest write: just before the opening
+    // writer's first read of entry 1 after that, a rival claims epoch 3 and
+    // puts its sentinel at position 2.
     let (rival_root, rival_layout) = (clean.clone(), layout.clone());
-    let (hooked, wal_dir) = (store.clone(), layout.wal_dir());
+    let (hooked, first_entry) = (store.clone(), layout.wal_entry(1));
     store.before_first_put(
         &layout.manifest_dir(),
         Box::new(move || {
             Box::pin(async move {
                 hooked.before_first_read(
-                    &wal_dir,
+                    &first_entry,
                     Box::new(move || {
                         Box::pin(async move {
                             let manifests =
@@ -1038,4 +1039,173 @@ async fn a_wal_only_open_with_another_schema_never_fences_the_writer() {
         .flat_map(|e| common::ids(&e.batches))
         .collect();
     assert_eq!(ids, (0..8).collect::<Vec<_>>());
+}
+
+fn wal_only_options(shard: uuid::Uuid) -> OpenOptions {
+    OpenOptions {
+        shard_id: Some(shard),
+        schema: schema(),
+        config: wal_only(),
+    }
+}
+
+/// A shard whose WAL holds entries 1..=5 (one per put), the writer still open.
+async fn five_entries(root: &StorageRoot) -> ShardWriter {
+    let writer = open(root, None, wal_only()).await;
+    for i in 0..5 {
+        writer.put(vec![batch(i * 10, 1)]).await.unwrap();
+    }
+    assert!(wal_entry_exists(root, writer.shard_id(), 5).await);
+    writer
+}
+
+fn assert_hole(err: memwal_core::Error, missing: u64, later: u64) {
+    assert_eq!(err.code(), ErrorCode::Corrupt, "{err}");
+    assert!(
+        err.message().contains(&format!(
+            "position {missing} is missing while position {later} exists"
+        )),
+        "{err}"
+    );
+}
+
+/// Issue 15, item 3: the tailer used to stop at the hole forever (a miss
+/// there looked like the tip). Whatever it knew before, a read of the hole
+/// and the search for the first position name the hole; the tip is no hole.
+#[tokio::test]
+async fn the_tailer_names_a_lost_entry_instead_of_waiting_at_it() {
+    let root = test_root("wal-tail-hole");
+    let writer = five_entries(&root).await;
+    let shard = writer.shard_id();
+    remove_wal_entry(&root, shard, 3).await;
+
+    // Walking in order, as follow() does.
+    let tailer = WalTailer::new(root.clone(), shard);
+    assert!(tailer.read_entry(1).await.unwrap().is_some());
+    assert!(tailer.read_entry(2).await.unwrap().is_some());
+    assert_hole(tailer.read_entry(3).await.unwrap_err(), 3, 5);
+    // Knowing nothing: the miss itself looks past the hole.
+    let fresh = WalTailer::new(root.clone(), shard);
+    assert_hole(fresh.read_entry(3).await.unwrap_err(), 3, 5);
+    // Having seen a later entry first.
+    let ahead = WalTailer::new(root.clone(), shard);
+    assert!(ahead.read_entry(4).await.unwrap().is_some());
+    assert_hole(ahead.read_entry(3).await.unwrap_err(), 3, 4);
+    assert_hole(
+        WalTailer::new(root.clone(), shard)
+            .first_position()
+            .await
+            .unwrap_err(),
+        3,
+        5,
+    );
+    assert!(tailer.read_entry(6).await.unwrap().is_none());
+    assert!(tailer.read_entry(7).await.unwrap().is_none());
+    drop(writer);
+
+    // The first position is a hole too when position 1 is lost.
+    remove_wal_entry(&root, shard, 1).await;
+    assert_hole(
+        WalTailer::new(root.clone(), shard)
+            .first_position()
+            .await
+            .unwrap_err(),
+        1,
+        5,
+    );
+}
+
+/// Entries written after the tailer's look at the WAL (one LIST at its
+/// first miss) are new entries, not holes: a tailer waiting at the tip
+/// takes them as they come.
+#[tokio::test]
+async fn a_tailer_waiting_at_the_tip_takes_new_entries_as_they_come() {
+    let root = test_root("wal-tail-tip");
+    let writer = open(&root, None, wal_only()).await;
+    let shard = writer.shard_id();
+    writer.put(vec![batch(0, 1)]).await.unwrap();
+    let tailer = WalTailer::new(root.clone(), shard);
+    assert!(tailer.read_entry(1).await.unwrap().is_some());
+    assert!(tailer.read_entry(2).await.unwrap().is_none());
+    for i in 1..4 {
+        writer.put(vec![batch(i * 10, 1)]).await.unwrap();
+    }
+    for position in 2..5 {
+        assert!(tailer.read_entry(position).await.unwrap().is_some());
+    }
+    assert!(tailer.read_entry(5).await.unwrap().is_none());
+    // Out of order: a later entry read first, then the earlier one.
+    let other = WalTailer::new(root.clone(), shard);
+    assert!(other.read_entry(4).await.unwrap().is_some());
+    assert!(other.read_entry(2).await.unwrap().is_some());
+    writer.close().await.unwrap();
+}
+
+/// The WAL-only writer has no replay, yet it must not write past a hole:
+/// the open names it and claims nothing.
+#[tokio::test]
+async fn a_wal_only_writer_does_not_open_past_a_lost_entry() {
+    let root = test_root("wal-open-hole");
+    let writer = five_entries(&root).await;
+    let shard = writer.shard_id();
+    remove_wal_entry(&root, shard, 2).await;
+    remove_wal_entry(&root, shard, 3).await;
+    let manifests = ManifestStore::new(root.clone(), ShardLayout::new(shard), 2);
+    let before = manifests.read_latest().await.unwrap();
+    let err = ShardWriter::open(root.clone(), wal_only_options(shard))
+        .await
+        .unwrap_err();
+    assert_hole(err, 2, 5);
+    assert_eq!(manifests.read_latest().await.unwrap(), before);
+    assert!(!wal_entry_exists(&root, shard, 6).await);
+    writer.check_fenced().await.unwrap();
+}
+
+/// Issue 15: a directory or dangling symbolic link at the next WAL position
+/// takes the name of every create, yet no read sees an entry there. The
+/// open and the live writer used to fail with "lost 64 position races…
+/// another process is writing"; now both say what is in the way (CORRUPT:
+/// retrying cannot help, someone must remove it), and the open claims nothing.
+#[tokio::test]
+async fn a_directory_or_dangling_link_at_the_next_position_is_named() {
+    type Obstruct = fn(&std::path::Path);
+    let kinds: [(&str, Obstruct); 2] = [
+        ("is a directory", |p| std::fs::create_dir(p).unwrap()),
+        ("is a dangling symbolic link", |p| {
+            std::os::unix::fs::symlink("/nonexistent/memwal-target", p).unwrap()
+        }),
+    ];
+    for (what, obstruct) in kinds {
+        let dir = tempfile::tempdir().unwrap();
+        let root = StorageRoot::open(dir.path().to_str().unwrap()).unwrap();
+        let in_the_way = |shard: uuid::Uuid| {
+            let path = dir.path().join(ShardLayout::new(shard).wal_entry(2));
+            obstruct(&path);
+            path.display().to_string()
+        };
+        let check = |err: memwal_core::Error, path: &str| {
+            assert_eq!(err.code(), ErrorCode::Corrupt, "{what}: {err}");
+            assert!(err.message().contains(&format!("{path} {what}")), "{err}");
+        };
+
+        // A live writer whose next entry is blocked.
+        let writer = open(&root, None, wal_only()).await;
+        writer.put(vec![batch(0, 1)]).await.unwrap();
+        let path = in_the_way(writer.shard_id());
+        check(writer.put(vec![batch(1, 1)]).await.unwrap_err(), &path);
+
+        // An open whose sentinel would be blocked.
+        let writer = open(&root, None, wal_only()).await;
+        let shard = writer.shard_id();
+        writer.put(vec![batch(0, 1)]).await.unwrap();
+        writer.close().await.unwrap();
+        let path = in_the_way(shard);
+        let manifests = ManifestStore::new(root.clone(), ShardLayout::new(shard), 2);
+        let before = manifests.read_latest().await.unwrap();
+        let err = ShardWriter::open(root.clone(), wal_only_options(shard))
+            .await
+            .unwrap_err();
+        check(err, &path);
+        assert_eq!(manifests.read_latest().await.unwrap(), before);
+    }
 }

@@ -162,3 +162,12 @@ pub fn open_root(
 ) -> memwal_core::Result<memwal_core::StorageRoot> {
     memwal_core::StorageRoot::open_with(uri, &storage.unwrap_or_default().into_core())
 }
+
+/// [`open_root`] for readers and tailers: a missing local root is
+/// NOT_FOUND instead of being created.
+pub fn open_existing_root(
+    uri: &str,
+    storage: Option<NativeStorageOptions>,
+) -> memwal_core::Result<memwal_core::StorageRoot> {
+    memwal_core::StorageRoot::open_existing_with(uri, &storage.unwrap_or_default().into_core())
+}

@@ -10,7 +10,7 @@ use napi_derive::napi;
 
 use crate::errors::{guarded, js_number, js_result, to_js};
 use crate::ipc::encode_stream;
-use crate::options::{open_root, NativeStorageOptions};
+use crate::options::{open_existing_root, NativeStorageOptions};
 use crate::writer::NativeScanRequest;
 
 #[napi(object)]
@@ -40,7 +40,7 @@ pub fn open_shard_reader<'env>(
 ) -> napi::Result<PromiseRaw<'env, NativeShardReader>> {
     let shard = parse_shard_id(&shard_id)
         .map_err(|e| to_js(memwal_core::Error::invalid_input(e.message().to_string())))?;
-    let root = js_result(open_root(&uri, storage))?;
+    let root = js_result(open_existing_root(&uri, storage))?;
     env.spawn_future(async move {
         let reader = guarded(ShardReader::open(root, shard)).await?;
         Ok(NativeShardReader { reader })

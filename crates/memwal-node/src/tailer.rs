@@ -7,7 +7,7 @@ use napi_derive::napi;
 
 use crate::errors::{guarded, js_number, js_result, js_u64, to_js};
 use crate::ipc::encode_stream;
-use crate::options::{open_root, NativeStorageOptions};
+use crate::options::{open_existing_root, NativeStorageOptions};
 
 #[napi(object)]
 pub struct NativeWalEntry {
@@ -25,17 +25,21 @@ pub struct NativeWalTailer {
     tailer: WalTailer,
 }
 
-#[napi(catch_unwind)]
-pub fn open_wal_tailer(
+/// Resolves once the shard is known to exist: NOT_FOUND for a shard with
+/// no manifest or a local root that does not exist (nothing is created).
+#[napi(catch_unwind, ts_return_type = "Promise<NativeWalTailer>")]
+pub fn open_wal_tailer<'env>(
+    env: &'env Env,
     uri: String,
     shard_id: String,
     storage: Option<NativeStorageOptions>,
-) -> napi::Result<NativeWalTailer> {
+) -> napi::Result<PromiseRaw<'env, NativeWalTailer>> {
     let shard = parse_shard_id(&shard_id)
         .map_err(|e| to_js(memwal_core::Error::invalid_input(e.message().to_string())))?;
-    let root = js_result(open_root(&uri, storage))?;
-    Ok(NativeWalTailer {
-        tailer: WalTailer::new(root, shard),
+    let root = js_result(open_existing_root(&uri, storage))?;
+    env.spawn_future(async move {
+        let tailer = guarded(WalTailer::open(root, shard)).await?;
+        Ok(NativeWalTailer { tailer })
     })
 }
 

@@ -156,7 +156,7 @@ impl ManifestStore {
         }
     }
 
-    /// Every manifest version present, ascending (a LIST; for tools and tests).
+    /// Every manifest version present, ascending (a LIST).
     pub async fn list_versions(&self) -> Result<Vec<u64>> {
         let dir = self.root.path(&self.layout.manifest_dir());
         let mut versions: Vec<u64> = self

@@ -121,6 +121,17 @@ impl StorageRoot {
 
     /// [`StorageRoot::open`] with settings for object-store roots.
     pub fn open_with(uri: &str, options: &StorageOptions) -> Result<Self> {
+        Self::open_inner(uri, options, true)
+    }
+
+    /// [`StorageRoot::open_with`] for readers: opening to read never creates
+    /// anything, so a local root that does not exist is NOT_FOUND (no shard
+    /// can be under it).
+    pub fn open_existing_with(uri: &str, options: &StorageOptions) -> Result<Self> {
+        Self::open_inner(uri, options, false)
+    }
+
+    fn open_inner(uri: &str, options: &StorageOptions, create: bool) -> Result<Self> {
         match parse_root_uri(uri)? {
             RootLocation::S3 { bucket, prefix } => Ok(Self::new(
                 options.s3_store(&bucket)?,
@@ -128,9 +139,33 @@ impl StorageRoot {
                 uri,
             )),
             RootLocation::Local(dir) => {
-                std::fs::create_dir_all(&dir).map_err(|e| {
-                    Error::io(format!("Cannot create storage root {}: {e}", dir.display()))
-                })?;
+                if create {
+                    std::fs::create_dir_all(&dir).map_err(|e| {
+                        Error::io(format!("Cannot create storage root {}: {e}", dir.display()))
+                    })?;
+                } else {
+                    match std::fs::metadata(&dir) {
+                        Ok(meta) if meta.is_dir() => {}
+                        Ok(_) => {
+                            return Err(Error::invalid_input(format!(
+                                "Storage root {} is not a directory",
+                                dir.display()
+                            )))
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                            return Err(Error::not_found(format!(
+                                "Storage root {} does not exist",
+                                dir.display()
+                            )))
+                        }
+                        Err(e) => {
+                            return Err(Error::io(format!(
+                                "Cannot open storage root {}: {e}",
+                                dir.display()
+                            )))
+                        }
+                    }
+                }
                 let store = LocalFileSystem::new_with_prefix(&dir)
                     .map_err(Error::from)?
                     .with_fsync(true);
@@ -206,6 +241,29 @@ impl StorageRoot {
             path.parts()
                 .fold(dir.as_ref().clone(), |p, part| p.join(part.as_ref())),
         )
+    }
+
+    /// What occupies `path` on a local root when it is not a file an object
+    /// read can see: a directory, a dangling symbolic link, a socket...
+    /// (it takes the name of a create-if-absent write, yet HEAD and LIST
+    /// find nothing). `None` for a regular file, nothing at all, or a store
+    /// without a local directory.
+    pub fn non_object_at(&self, path: &Path) -> Option<String> {
+        let file = self.local_file(path)?;
+        let what = match std::fs::symlink_metadata(&file).ok()? {
+            meta if meta.is_dir() => "a directory".to_string(),
+            meta if meta.is_symlink() => match std::fs::metadata(&file) {
+                Ok(target) if target.is_file() => return None,
+                Ok(_) => "a symbolic link to something that is not a file".to_string(),
+                Err(_) => match std::fs::read_link(&file) {
+                    Ok(to) => format!("a dangling symbolic link (to {})", to.display()),
+                    Err(_) => "a dangling symbolic link".to_string(),
+                },
+            },
+            meta if meta.is_file() => return None,
+            _ => "not a regular file".to_string(),
+        };
+        Some(format!("{} is {what}", file.display()))
     }
 
     /// Unconditional write (used only for best-effort hints).

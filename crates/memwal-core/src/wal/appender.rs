@@ -21,6 +21,17 @@ use crate::store::{CreateOutcome, StorageRoot};
 const MAX_POSITION_CONFLICTS: usize = 64;
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
+/// The error for a name a WAL entry cannot take because something that is
+/// not an object sits there (see [`StorageRoot::non_object_at`]). CORRUPT,
+/// not IO: retrying cannot help, someone must remove it.
+pub fn obstruction_error(layout: &ShardLayout, position: u64, what: &str) -> Error {
+    Error::corrupt(format!(
+        "Cannot write WAL entry {position}: {what}, not a WAL entry; \
+         remove it to let the shard be written again"
+    ))
+    .with_shard(layout.shard_id())
+}
+
 /// How transient store errors are retried at one position.
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
@@ -124,6 +135,13 @@ impl WalAppender {
                     let next = self
                         .retried(position, || next_free_position(root, layout, position))
                         .await?;
+                    if next <= position {
+                        // The name is taken, yet no read sees an entry there.
+                        let path = root.path(&layout.wal_entry(position));
+                        if let Some(what) = root.non_object_at(&path) {
+                            return Err(obstruction_error(layout, position, &what));
+                        }
+                    }
                     // Look at the manifest only after finding the new tip. A newer
                     // writer claims its epoch before it writes its sentinel, so if
                     // that sentinel is among the entries just skipped, its epoch is

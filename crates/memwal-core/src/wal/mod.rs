@@ -4,6 +4,7 @@
 pub mod appender;
 pub mod codec;
 pub mod discover;
+pub mod holes;
 pub mod names;
 pub mod tailer;
 

@@ -1,25 +1,101 @@
 //! Reading a shard's WAL from outside the writer (change data capture,
 //! replay tools, other-language readers).
+//!
+//! A read that misses a position must tell the tip (nothing written there
+//! yet) from a hole (the entry was lost while later ones exist,
+//! docs/FORMAT.md §5.4). The tailer remembers the highest position it has
+//! seen: a miss below it is a hole. Above it, a miss is almost always the
+//! tip, so the WAL is LISTed at most once per [`RELIST_AFTER`], never on
+//! every poll.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use super::codec::{decode_entry, WalEntry};
 use super::discover::{listed_positions, next_free_position};
+use super::holes::{first_hole, hole_error};
 use super::FIRST_POSITION;
 use crate::error::{Error, Result};
 use crate::layout::ShardLayout;
 use crate::manifest::ManifestStore;
 use crate::store::StorageRoot;
 
+/// How long a LIST of the WAL answers "is anything written past this miss?".
+const RELIST_AFTER: Duration = Duration::from_secs(10);
+
+/// What every clone of one tailer has learnt about the WAL.
+#[derive(Debug, Default)]
+struct Known {
+    /// Highest position seen holding an entry (0 = none).
+    highest: AtomicU64,
+    /// A replay cursor read from the manifest; it only ever grows, so a
+    /// stale value is a lower bound.
+    cursor: AtomicU64,
+    last_list: Mutex<Option<Instant>>,
+}
+
+impl Known {
+    fn saw(&self, position: u64) {
+        self.highest.fetch_max(position, Ordering::AcqRel);
+    }
+
+    /// Whether a miss should LIST the WAL now; claims the LIST if so.
+    fn list_due(&self) -> bool {
+        let mut last = self.last_list.lock().unwrap_or_else(|e| e.into_inner());
+        if last.is_some_and(|at| at.elapsed() < RELIST_AFTER) {
+            return false;
+        }
+        *last = Some(Instant::now());
+        true
+    }
+}
+
 /// Read-only access to one shard's WAL entries.
 #[derive(Debug, Clone)]
 pub struct WalTailer {
     root: StorageRoot,
     manifests: ManifestStore,
+    known: Arc<Known>,
 }
 
 impl WalTailer {
     pub fn new(root: StorageRoot, shard_id: uuid::Uuid) -> Self {
         let manifests = ManifestStore::new(root.clone(), ShardLayout::new(shard_id), 2);
-        Self { root, manifests }
+        Self {
+            root,
+            manifests,
+            known: Arc::default(),
+        }
+    }
+
+    /// A tailer of an existing shard: NOT_FOUND if it has no manifest version
+    /// (every writer claims the shard before it writes an entry). Only the
+    /// versions are listed: the WAL stays readable when the latest manifest
+    /// does not decode.
+    pub async fn open(root: StorageRoot, shard_id: uuid::Uuid) -> Result<Self> {
+        let tailer = Self::new(root, shard_id);
+        if tailer.manifests.list_versions().await?.is_empty() {
+            return Err(Error::not_found(format!(
+                "Shard {shard_id} has no manifest under {}",
+                tailer.root.uri()
+            ))
+            .with_shard(shard_id));
+        }
+        Ok(tailer)
+    }
+
+    /// Tell the tailer that every position below `next` holds an entry
+    /// right now (a writer that has just found the tip): a miss below it is
+    /// a hole, and a miss at or above it needs no LIST for a while.
+    pub fn knowing_tip(self, next: u64) -> Self {
+        self.known.saw(next.saturating_sub(1));
+        *self
+            .known
+            .last_list
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+        self
     }
 
     pub fn shard_id(&self) -> uuid::Uuid {
@@ -30,25 +106,97 @@ impl WalTailer {
         self.manifests.layout()
     }
 
-    /// The entry at `position`, or `None` if nothing has been written there.
+    async fn fetch(&self, position: u64) -> Result<Option<WalEntry>> {
+        let path = self.root.path(&self.layout().wal_entry(position));
+        match self.root.get(&path).await? {
+            Some(bytes) => {
+                let entry =
+                    decode_entry(position, bytes).map_err(|e| e.with_shard(self.shard_id()))?;
+                self.known.saw(position);
+                Ok(Some(entry))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// The entry at `position`, or `None` if nothing has been written there
+    /// yet (or it was removed at or below the replay cursor). CORRUPT if the
+    /// position is a hole: missing while a later position holds an entry.
     pub async fn read_entry(&self, position: u64) -> Result<Option<WalEntry>> {
         if position < FIRST_POSITION {
             return Err(Error::invalid_input(format!(
                 "WAL positions start at {FIRST_POSITION}; got {position}"
             )));
         }
-        let path = self.root.path(&self.layout().wal_entry(position));
-        match self.root.get(&path).await? {
-            Some(bytes) => decode_entry(position, bytes)
-                .map(Some)
-                .map_err(|e| e.with_shard(self.shard_id())),
-            None => Ok(None),
+        // Seen before the read below: a later entry that existed before the
+        // read proves this one was lost, not late.
+        let seen = self.known.highest.load(Ordering::Acquire);
+        if let Some(entry) = self.fetch(position).await? {
+            return Ok(Some(entry));
         }
+        if seen > position {
+            return self.missing(position, seen).await;
+        }
+        if !self.known.list_due() {
+            return Ok(None);
+        }
+        let later = listed_positions(&self.root, self.layout())
+            .await?
+            .into_iter()
+            .max()
+            .unwrap_or(0);
+        self.known.saw(later);
+        if later <= position {
+            return Ok(None);
+        }
+        // The LIST ran after the read: the entry may have been written since.
+        if let Some(entry) = self.fetch(position).await? {
+            return Ok(Some(entry));
+        }
+        self.missing(position, later).await
     }
 
-    /// The lowest position still stored (1 for an empty WAL).
+    /// `position` is absent while `later` exists: `None` if the replay
+    /// cursor covers it (generations hold its rows and it may have been
+    /// removed), else the hole error.
+    async fn missing(&self, position: u64, later: u64) -> Result<Option<WalEntry>> {
+        if position <= self.known.cursor.load(Ordering::Acquire)
+            || position <= self.cursor().await?
+        {
+            return Ok(None);
+        }
+        Err(hole_error(&self.root, self.layout(), position, later))
+    }
+
+    /// The replay cursor of the latest manifest (0 without one).
+    async fn cursor(&self) -> Result<u64> {
+        let cursor = self
+            .manifests
+            .read_latest()
+            .await?
+            .map_or(0, |m| m.replay_after_wal_entry_position);
+        self.known.cursor.fetch_max(cursor, Ordering::AcqRel);
+        Ok(cursor)
+    }
+
+    /// The lowest position still stored (1 for an empty WAL). CORRUPT if
+    /// the WAL has a hole above the replay cursor.
     pub async fn first_position(&self) -> Result<u64> {
         let listed = listed_positions(&self.root, self.layout()).await?;
+        *self
+            .known
+            .last_list
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+        if let Some(&max) = listed.iter().max() {
+            self.known.saw(max);
+        }
+        let cursor = self.cursor().await?;
+        if let Some((missing, later)) =
+            first_hole(&self.root, self.layout(), &listed, cursor).await?
+        {
+            return Err(hole_error(&self.root, self.layout(), missing, later));
+        }
         Ok(listed.into_iter().min().unwrap_or(FIRST_POSITION))
     }
 

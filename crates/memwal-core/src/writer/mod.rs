@@ -35,6 +35,7 @@ use crate::memtable::batch_store::estimate_batch_bytes;
 use crate::memtable::tombstone;
 use crate::store::StorageRoot;
 use crate::wal::codec::TOMBSTONE_COLUMN;
+use crate::wal::holes::check_before_claim;
 use crate::wal::{RetryPolicy, WalAppender};
 use durable_acks::DurableAcks;
 use memtable_mode::{Flusher, MemTableLimits, MemTables};
@@ -193,12 +194,26 @@ impl ShardWriter {
             config.manifest_scan_batch_size as usize,
         );
 
-        open_check::check_before_claim(&root, &manifests, &schema).await?;
+        // Everything that can refuse the open is asked before the claim, so
+        // a doomed open never fences anyone. A hole above the replay cursor,
+        // or a directory at the next WAL position, fails it: the sentinel
+        // must never land past (or in) a hole (docs/FORMAT.md §5.4). Then the
+        // shard's data must have this writer's schema and key.
+        let latest = manifests.read_latest().await?;
+        let cursor = latest
+            .as_ref()
+            .map_or(0, |m| m.replay_after_wal_entry_position);
+        let listed_max = check_before_claim(&root, &layout, cursor).await?;
+        if let Some(manifest) = &latest {
+            let tip = listed_max.max(cursor) + 1;
+            open_check::check_schema_before_claim(&root, &layout, manifest, tip, &schema).await?;
+        }
         let claimed = manifests.claim_epoch(config.shard_spec_id).await?;
         let epoch = claimed.writer_epoch;
         let hint = claimed
             .wal_entry_position_last_seen
-            .max(claimed.replay_after_wal_entry_position);
+            .max(claimed.replay_after_wal_entry_position)
+            .max(listed_max);
         let retry = RetryPolicy {
             max_retries: config.max_wal_persist_retries,
             base_delay: config.wal_persist_retry_base_delay,
@@ -234,6 +249,7 @@ impl ShardWriter {
                 shard_id,
                 epoch,
                 claimed.replay_after_wal_entry_position + 1,
+                appender.next_position(),
                 &stored,
                 &limits,
                 claimed.current_generation.max(1),

@@ -20,34 +20,33 @@ use parquet::arrow::async_reader::ParquetObjectReader;
 use super::schema_check::first_difference;
 use crate::error::{Error, Result};
 use crate::layout::ShardLayout;
-use crate::manifest::{ManifestStore, ShardManifest};
+use crate::manifest::ShardManifest;
 use crate::memtable::primary_key::primary_key_columns;
 use crate::read::shard_reader::parquet_error_code;
 use crate::store::StorageRoot;
 use crate::wal::codec::TOMBSTONE_COLUMN;
-use crate::wal::discover::next_free_position;
 use crate::wal::WalTailer;
 
 /// SCHEMA_MISMATCH (or the error reading the evidence) if `schema`, the
 /// user schema of the writer being opened, is not the schema of the data
-/// the shard already holds. Nothing is written.
-pub async fn check_before_claim(
+/// the shard already holds: `manifest` is its latest version and `tip` the
+/// first free WAL position (the hole check found every entry below it).
+/// Nothing is written.
+pub async fn check_schema_before_claim(
     root: &StorageRoot,
-    manifests: &ManifestStore,
+    layout: &ShardLayout,
+    manifest: &ShardManifest,
+    tip: u64,
     schema: &SchemaRef,
 ) -> Result<()> {
-    let layout = manifests.layout();
     let shard = layout.shard_id();
-    let Some(manifest) = manifests.read_latest().await? else {
-        return Ok(());
-    };
-    if let Some((generation, found)) = newest_generation_schema(root, layout, &manifest).await? {
+    if let Some((generation, found)) = newest_generation_schema(root, layout, manifest).await? {
         compare(schema, &found, false, || {
             format!("flushed generation {generation}")
         })
         .map_err(|e| e.with_shard(shard))?;
     }
-    if let Some((position, found)) = newest_entry_schema(root, layout, &manifest).await? {
+    if let Some((position, found)) = newest_entry_schema(root, layout, manifest, tip).await? {
         compare(schema, &found, true, || {
             format!("WAL entry at position {position}")
         })
@@ -95,10 +94,9 @@ async fn newest_entry_schema(
     root: &StorageRoot,
     layout: &ShardLayout,
     manifest: &ShardManifest,
+    tip: u64,
 ) -> Result<Option<(u64, SchemaRef)>> {
     let cursor = manifest.replay_after_wal_entry_position;
-    let hint = manifest.wal_entry_position_last_seen.max(cursor);
-    let tip = next_free_position(root, layout, hint).await?;
     let tailer = WalTailer::new(root.clone(), layout.shard_id());
     let mut position = tip;
     while position > cursor + 1 {

@@ -37,17 +37,21 @@ async fn read_window(tailer: &WalTailer, from: u64) -> Result<Vec<Option<WalEntr
 
 /// Replay entries `from..` until the first missing position into MemTables
 /// starting at `first_generation`. An entry from a newer epoch means a newer
-/// writer owns the shard: the open is aborted with FENCED.
+/// writer owns the shard: the open is aborted with FENCED. `tip` is the
+/// appender's next position: every position below it exists, so a missing
+/// one is a hole (CORRUPT), never the end of the replay.
+#[allow(clippy::too_many_arguments)]
 pub async fn replay(
     root: &StorageRoot,
     shard: uuid::Uuid,
     epoch: u64,
     from: u64,
+    tip: u64,
     schema: &SchemaRef,
     limits: &MemTableLimits,
     first_generation: u64,
 ) -> Result<Replayed> {
-    let tailer = WalTailer::new(root.clone(), shard);
+    let tailer = WalTailer::new(root.clone(), shard).knowing_tip(tip);
     let mut out = Replayed {
         active: MemTable::new(first_generation, 0, limits.capacity, schema.clone()),
         frozen: Vec::new(),

@@ -195,3 +195,23 @@ pub fn assert_kept(present: &[i64], acked: &[i64], attempted: &std::collections:
         assert_eq!(*count, 1, "id {id} is present {count} times");
     }
 }
+
+/// Remove WAL entry `position` of `shard` behind memwal's back (a lost
+/// object); returns its bytes, to put back later.
+pub async fn remove_wal_entry(
+    root: &StorageRoot,
+    shard: uuid::Uuid,
+    position: u64,
+) -> bytes::Bytes {
+    use object_store::ObjectStoreExt;
+    let path = root.path(&memwal_core::ShardLayout::new(shard).wal_entry(position));
+    let bytes = root.get(&path).await.unwrap().expect("the entry exists");
+    root.store().delete(&path).await.unwrap();
+    bytes
+}
+
+/// Whether WAL entry `position` of `shard` exists.
+pub async fn wal_entry_exists(root: &StorageRoot, shard: uuid::Uuid, position: u64) -> bool {
+    let path = root.path(&memwal_core::ShardLayout::new(shard).wal_entry(position));
+    root.exists(&path).await.unwrap()
+}
