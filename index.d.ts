@@ -59,7 +59,8 @@ export declare class NativeShardWriter {
   put(batchesIpc: Uint8Array, deferAppend: boolean): number | Promise<NativePutResult>
   /**
    * Put batches handed over as their Arrow buffers (see `handoff.rs`):
-   * `schema_ipc` is the batches' schema, `rows` the row count of each.
+   * `schema_ipc` is the batches' schema; `numbers` holds the row counts
+   * and node numbers (see `handoff::split_numbers`).
    * Every buffer is copied once before this returns. Resolved at once
    * like `put` when there is nothing to wait for.
    */
@@ -104,8 +105,19 @@ export declare class NativeWalTailer {
 
 export declare function __triggerPanicForTests(asynchronous: boolean): Promise<undefined>
 
+/** Abort every open that was given token `id`. */
+export declare function abortToken(id: number): void
+
+/** A new abort token; release it with `dropAbortToken`. */
+export declare function createAbortToken(): number
+
+export declare function defaultStorageOptions(): NativeStorageDefaults
+
 /** The core's defaults, so the TS builder has one source of truth. */
 export declare function defaultWriterOptions(): NativeWriterOptions
+
+/** Forget token `id` (opens already given it keep it). */
+export declare function dropAbortToken(id: number): void
 
 export interface NativeFlushedGeneration {
   generation: number
@@ -168,7 +180,18 @@ export interface NativeScanRequest {
   offset?: number
 }
 
-/** Settings of object-store roots (`s3://`), as given in JS. */
+/** The defaults of the storage options that have one, for the docs and tests. */
+export interface NativeStorageDefaults {
+  timeoutMs: number
+  connectTimeoutMs: number
+  retryTimeoutMs: number
+  maxRetries: number
+}
+
+/**
+ * Settings of object-store roots (`s3://`), as given in JS. Durations
+ * are milliseconds; unset ones take the core's defaults.
+ */
 export interface NativeStorageOptions {
   region?: string
   endpoint?: string
@@ -176,6 +199,10 @@ export interface NativeStorageOptions {
   secretAccessKey?: string
   sessionToken?: string
   allowHttp?: boolean
+  timeoutMs?: number
+  connectTimeoutMs?: number
+  retryTimeoutMs?: number
+  maxRetries?: number
 }
 
 export interface NativeWalEntry {
@@ -238,9 +265,9 @@ export interface NativeWriterStats {
   backpressureWaitMs: number
 }
 
-export declare function openShardReader(uri: string, shardId: string, storage?: NativeStorageOptions | undefined | null): Promise<NativeShardReader>
+export declare function openShardReader(uri: string, shardId: string, storage?: NativeStorageOptions | undefined | null, abortToken?: number | undefined | null): Promise<NativeShardReader>
 
 /** Open a writer. `schema_ipc` is an IPC stream holding just the schema. */
-export declare function openShardWriter(uri: string, schemaIpc: Uint8Array, shardId: string | undefined | null, options: NativeWriterOptions, storage?: NativeStorageOptions | undefined | null): Promise<NativeShardWriter>
+export declare function openShardWriter(uri: string, schemaIpc: Uint8Array, shardId: string | undefined | null, options: NativeWriterOptions, storage?: NativeStorageOptions | undefined | null, abortToken?: number | undefined | null): Promise<NativeShardWriter>
 
 export declare function openWalTailer(uri: string, shardId: string, storage?: NativeStorageOptions | undefined | null): NativeWalTailer
