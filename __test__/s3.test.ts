@@ -8,6 +8,7 @@ import { createServer, type Server, type Socket } from 'node:net'
 import { inspect } from 'node:util'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { defaultStorageOptions } from '../index.js'
+import { abortableOpen } from '../ts/abort.js'
 import {
   MemWalError,
   openShardReader,
@@ -286,6 +287,38 @@ describe('s3:// roots on broken endpoints', () => {
       openShardWriter('s3://silent-bucket/x', { schema, storageOptions, signal: aborted }),
       'CLOSED',
     )
+  })
+
+  it('what an open opens after its abort is closed, never returned', async () => {
+    // Completed in the same turn as the abort.
+    const sameTurn = new AbortController()
+    const closedSameTurn: string[] = []
+    const first = abortableOpen(
+      'openShardWriter',
+      sameTurn.signal,
+      async () => 'writer-1',
+      async (opened) => closedSameTurn.push(opened),
+    )
+    sameTurn.abort()
+    await rejectsWith(first, 'CLOSED')
+    expect(closedSameTurn).toEqual(['writer-1'])
+
+    // Completed after the abort had already rejected the open.
+    const late = new AbortController()
+    let finish: (opened: string) => void = () => undefined
+    const closedLate: string[] = []
+    const second = abortableOpen(
+      'openShardWriter',
+      late.signal,
+      () => new Promise<string>((resolve) => (finish = resolve)),
+      async (opened) => closedLate.push(opened),
+    )
+    late.abort()
+    await rejectsWith(second, 'CLOSED')
+    expect(closedLate).toEqual([])
+    finish('writer-2')
+    await new Promise((resolve) => setImmediate(resolve))
+    expect(closedLate).toEqual(['writer-2'])
   })
 
   it('an aborted writer open fences nobody', async () => {

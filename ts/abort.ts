@@ -45,22 +45,22 @@ export async function abortableOpen<T>(
     signal.addEventListener('abort', onAbort, { once: true })
   })
   const opening = open(token)
+  let opened: T
   try {
-    const opened = await Promise.race([opening, aborted])
-    if (signal.aborted) {
-      // Opened in the same turn as the abort: the caller no longer wants it.
-      await discard(opened).catch(() => undefined)
-      throw abortError(call, signal)
-    }
-    return opened
+    opened = await Promise.race([opening, aborted])
   } catch (error) {
-    if (signal.aborted) {
-      opening.then(discard).catch(() => undefined)
-      throw abortError(call, signal)
-    }
-    throw error
+    if (!signal.aborted) throw error
+    // The abort won: whatever the open still produces is closed.
+    opening.then(discard).catch(() => undefined)
+    throw abortError(call, signal)
   } finally {
     signal.removeEventListener('abort', onAbort)
     dropAbortToken(token)
   }
+  if (signal.aborted) {
+    // Opened in the same turn as the abort: the caller no longer wants it.
+    await discard(opened).catch(() => undefined)
+    throw abortError(call, signal)
+  }
+  return opened
 }
