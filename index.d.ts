@@ -106,8 +106,19 @@ export declare class NativeWalTailer {
 
 export declare function __triggerPanicForTests(asynchronous: boolean): Promise<undefined>
 
+/** Abort every open that was given token `id`. */
+export declare function abortToken(id: number): void
+
+/** A new abort token; release it with `dropAbortToken`. */
+export declare function createAbortToken(): number
+
+export declare function defaultStorageOptions(): NativeStorageDefaults
+
 /** The core's defaults, so the TS builder has one source of truth. */
 export declare function defaultWriterOptions(): NativeWriterOptions
+
+/** Forget token `id` (opens already given it keep it). */
+export declare function dropAbortToken(id: number): void
 
 /** An error as data, for `stats()` and `health()`. */
 export interface NativeErrorInfo {
@@ -176,7 +187,18 @@ export interface NativeScanRequest {
   offset?: number
 }
 
-/** Settings of object-store roots (`s3://`), as given in JS. */
+/** The defaults of the storage options that have one, for the docs and tests. */
+export interface NativeStorageDefaults {
+  timeoutMs: number
+  connectTimeoutMs: number
+  retryTimeoutMs: number
+  maxRetries: number
+}
+
+/**
+ * Settings of object-store roots (`s3://`), as given in JS. Durations
+ * are milliseconds; unset ones take the core's defaults.
+ */
 export interface NativeStorageOptions {
   region?: string
   endpoint?: string
@@ -184,6 +206,10 @@ export interface NativeStorageOptions {
   secretAccessKey?: string
   sessionToken?: string
   allowHttp?: boolean
+  timeoutMs?: number
+  connectTimeoutMs?: number
+  retryTimeoutMs?: number
+  maxRetries?: number
 }
 
 export interface NativeWalEntry {
@@ -258,13 +284,13 @@ export interface NativeWriterStats {
   lastFlushError?: NativeErrorInfo
 }
 
-export declare function openShardReader(uri: string, shardId: string, storage?: NativeStorageOptions | undefined | null): Promise<NativeShardReader>
+export declare function openShardReader(uri: string, shardId: string, storage?: NativeStorageOptions | undefined | null, abortToken?: number | undefined | null): Promise<NativeShardReader>
 
 /** Open a writer. `schema_ipc` is an IPC stream holding just the schema. */
-export declare function openShardWriter(uri: string, schemaIpc: Uint8Array, shardId: string | undefined | null, options: NativeWriterOptions, storage?: NativeStorageOptions | undefined | null): Promise<NativeShardWriter>
+export declare function openShardWriter(uri: string, schemaIpc: Uint8Array, shardId: string | undefined | null, options: NativeWriterOptions, storage?: NativeStorageOptions | undefined | null, abortToken?: number | undefined | null): Promise<NativeShardWriter>
 
 /**
  * Resolves once the shard is known to exist: NOT_FOUND for a shard with
  * no manifest or a local root that does not exist (nothing is created).
  */
-export declare function openWalTailer(uri: string, shardId: string, storage?: NativeStorageOptions | undefined | null): Promise<NativeWalTailer>
+export declare function openWalTailer(uri: string, shardId: string, storage?: NativeStorageOptions | undefined | null, abortToken?: number | undefined | null): Promise<NativeWalTailer>

@@ -1070,6 +1070,40 @@ const OPEN_ROWS: Row<Ctx>[] = [
     expect: 'INVALID_INPUT',
   },
   {
+    name: 'file:// root with %2e%2e (an escaped ..) climbing out of its directory',
+    act: async () => {
+      try {
+        await openPutClose(`file://${local.dir}/escaped/%2e%2e/%2E%2E/climbed`)
+      } finally {
+        expect(existsSync(join(local.dir, '..', 'climbed'))).toBe(false)
+      }
+    },
+    expect: 'INVALID_INPUT',
+    message: /'\.'\/'\.\.' segment/,
+  },
+  {
+    name: 'file:// root with an escaped / inside a segment, for openShardReader',
+    act: ({ keyed }) => openShardReader(`file://${local.dir}/x%2F..%2F..`, keyed.shardId),
+    expect: 'INVALID_INPUT',
+  },
+  {
+    name: 'file:// root with a query and a fragment (would become part of the directory name)',
+    act: async () => {
+      try {
+        await openPutClose(`file://${local.dir}/queried?x=1#y`)
+      } finally {
+        expect(existsSync(join(local.dir, 'queried?x=1#y'))).toBe(false)
+      }
+    },
+    expect: 'INVALID_INPUT',
+    message: /query or fragment/,
+  },
+  {
+    name: 'file:// root with a fragment, for openWalTailer',
+    act: ({ keyed }) => openWalTailer(`file://${local.dir}#frag`, keyed.shardId),
+    expect: 'INVALID_INPUT',
+  },
+  {
     name: 'memory:// root with a .. segment',
     act: () => openPutClose('memory://hostile/a/../../b'),
     expect: 'INVALID_INPUT',

@@ -1,5 +1,6 @@
 import { type RecordBatch, type Schema, type Table, tableFromIPC } from 'apache-arrow'
 import { type NativeShardReader, openShardReader as nativeOpenShardReader } from '../index.js'
+import { abortableOpen } from './abort.js'
 import { MemWalError, native, nativeSync } from './errors.js'
 import {
   checkOpenOptions,
@@ -101,12 +102,18 @@ export class ShardReader {
 export async function openShardReader(
   root: string,
   shardId: string,
-  options: { storageOptions?: StorageOptions } = {},
+  options: { storageOptions?: StorageOptions; signal?: AbortSignal } = {},
 ): Promise<ShardReader> {
   if (typeof root !== 'string' || typeof shardId !== 'string') {
     throw new MemWalError('INVALID_INPUT', 'openShardReader(root, shardId) takes two strings')
   }
-  const storage = checkStorageOptions(checkOpenOptions('openShardReader', options)?.storageOptions)
-  const nativeReader = await native(() => nativeOpenShardReader(root, shardId, storage))
+  const checked = checkOpenOptions('openShardReader', options)
+  const storage = checkStorageOptions(checked?.storageOptions)
+  const nativeReader = await abortableOpen(
+    'openShardReader',
+    checked?.signal,
+    (token) => native(() => nativeOpenShardReader(root, shardId, storage, token)),
+    async () => undefined,
+  )
   return nativeSync(() => new ShardReader(nativeReader))
 }

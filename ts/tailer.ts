@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { RecordBatch } from 'apache-arrow'
 import { type NativeWalTailer, openWalTailer as nativeOpenWalTailer } from '../index.js'
+import { abortableOpen } from './abort.js'
 import { batchesFromIPC } from './arrow.js'
 import { MemWalError, native, nativeSync } from './errors.js'
 import { checkOpenOptions, checkStorageOptions, type StorageOptions } from './writer.js'
@@ -133,12 +134,18 @@ async function* follow(tailer: WalTailer, options: FollowOptions): AsyncGenerato
 export async function openWalTailer(
   root: string,
   shardId: string,
-  options: { storageOptions?: StorageOptions } = {},
+  options: { storageOptions?: StorageOptions; signal?: AbortSignal } = {},
 ): Promise<WalTailer> {
   if (typeof root !== 'string' || typeof shardId !== 'string') {
     throw new MemWalError('INVALID_INPUT', 'openWalTailer(root, shardId) takes two strings')
   }
-  const storage = checkStorageOptions(checkOpenOptions('openWalTailer', options)?.storageOptions)
-  const nativeTailer = await native(() => nativeOpenWalTailer(root, shardId, storage))
+  const checked = checkOpenOptions('openWalTailer', options)
+  const storage = checkStorageOptions(checked?.storageOptions)
+  const nativeTailer = await abortableOpen(
+    'openWalTailer',
+    checked?.signal,
+    (token) => native(() => nativeOpenWalTailer(root, shardId, storage, token)),
+    async () => undefined,
+  )
   return nativeSync(() => new WalTailer(nativeTailer))
 }

@@ -9,6 +9,7 @@ import {
   type NativeWriterStats,
   openShardWriter as nativeOpenShardWriter,
 } from '../index.js'
+import { abortableOpen, checkSignal } from './abort.js'
 import {
   batchesOf,
   batchesToIPC,
@@ -23,9 +24,11 @@ import { MemWalError, type MemWalErrorCode, native, nativeSync, toMemWalError } 
 import { type Handoff, handoffOf } from './handoff.js'
 
 /**
- * Credentials and endpoint for object-store roots (`s3://bucket/prefix`).
- * Anything left out comes from the standard `AWS_*` environment variables.
- * Secrets never appear in errors or logs.
+ * Credentials, endpoint and limits for object-store roots
+ * (`s3://bucket/prefix`); local and `memory://` roots ignore them. Anything
+ * left out comes from the standard `AWS_*` environment variables. Secrets
+ * never appear in errors or logs, nor does the `user:password@` of an
+ * endpoint URL.
  */
 export interface StorageOptions {
   region?: string
@@ -36,18 +39,40 @@ export interface StorageOptions {
   sessionToken?: string
   /** Allow plain-HTTP endpoints. */
   allowHttp?: boolean
+  /** Longest time one request may take, connecting through its last byte (default 30000 ms). */
+  timeoutMs?: number
+  /** Longest time to establish a connection (default 5000 ms). */
+  connectTimeoutMs?: number
+  /** Longest time spent retrying one request after failures and timeouts (default 60000 ms). */
+  retryTimeoutMs?: number
+  /** Most retries of one request (default 10). */
+  maxRetries?: number
 }
 
-const STORAGE_OPTION_TYPES: Record<string, 'string' | 'boolean'> = {
+const STORAGE_OPTION_TYPES: Record<string, 'string' | 'boolean' | 'number'> = {
   region: 'string',
   endpoint: 'string',
   accessKeyId: 'string',
   secretAccessKey: 'string',
   sessionToken: 'string',
   allowHttp: 'boolean',
+  timeoutMs: 'number',
+  connectTimeoutMs: 'number',
+  retryTimeoutMs: 'number',
+  maxRetries: 'number',
 }
 
-/** @internal Validate `storageOptions`; values are never echoed in errors. */
+const SECRET_STORAGE_OPTIONS = new Set(['accessKeyId', 'secretAccessKey', 'sessionToken'])
+
+/** `url` without the `user:password@` of any `scheme://` URL in it. */
+export function redactUserinfo(text: string): string {
+  return text.replace(/(:\/\/)[^/?#\s"'`<>]*@/g, '$1<redacted>@')
+}
+
+/**
+ * @internal Validate `storageOptions`; values are never echoed in errors.
+ * The copy prints (inspect, `JSON.stringify`, `String`) without secrets.
+ */
 export function checkStorageOptions(options: unknown): StorageOptions | undefined {
   if (options === undefined) return undefined
   if (options === null || typeof options !== 'object' || Array.isArray(options)) {
@@ -62,7 +87,25 @@ export function checkStorageOptions(options: unknown): StorageOptions | undefine
       throw new MemWalError('INVALID_CONFIG', `storageOptions.${name} must be a ${type}`)
     }
   }
-  return { ...(options as StorageOptions) }
+  const copy = { ...(options as StorageOptions) }
+  const printable = () => redactedStorageOptions(copy)
+  Object.defineProperties(copy, {
+    [Symbol.for('nodejs.util.inspect.custom')]: { value: printable },
+    toJSON: { value: printable },
+    toString: { value: () => JSON.stringify(printable()) },
+  })
+  return copy
+}
+
+/** What `storageOptions` may show of itself: no secret, no userinfo. */
+export function redactedStorageOptions(options: StorageOptions): Record<string, unknown> {
+  const shown: Record<string, unknown> = {}
+  for (const [name, value] of Object.entries(options)) {
+    if (SECRET_STORAGE_OPTIONS.has(name) && value !== undefined) shown[name] = '<redacted>'
+    else if (name === 'endpoint' && typeof value === 'string') shown[name] = redactUserinfo(value)
+    else shown[name] = value
+  }
+  return shown
 }
 
 /**
@@ -72,20 +115,21 @@ export function checkStorageOptions(options: unknown): StorageOptions | undefine
 export function checkOpenOptions(
   call: string,
   options: unknown,
-): { storageOptions?: StorageOptions } | undefined {
+): { storageOptions?: StorageOptions; signal?: AbortSignal } | undefined {
   if (options === undefined || options === null) return undefined
   if (typeof options !== 'object' || Array.isArray(options)) {
     throw new MemWalError('INVALID_CONFIG', `${call} options must be an object`)
   }
   for (const name of Object.keys(options)) {
-    if (name !== 'storageOptions') {
+    if (name !== 'storageOptions' && name !== 'signal') {
       throw new MemWalError(
         'INVALID_CONFIG',
-        `Unknown ${call} option '${name}'; known options: storageOptions`,
+        `Unknown ${call} option '${name}'; known options: storageOptions, signal`,
       )
     }
   }
-  return options as { storageOptions?: StorageOptions }
+  const checked = options as { storageOptions?: StorageOptions; signal?: unknown }
+  return { storageOptions: checked.storageOptions, signal: checkSignal(call, checked.signal) }
 }
 
 export interface OpenShardWriterOptions {
@@ -97,6 +141,14 @@ export interface OpenShardWriterOptions {
   primaryKey?: readonly string[]
   config?: ShardWriterConfig | Partial<ShardWriterOptions>
   storageOptions?: StorageOptions
+  /**
+   * Aborts the open: it rejects at once with a `CLOSED` MemWalError named
+   * `AbortError`, and no writer is left running. An abort before the
+   * writer claimed the shard fences nobody; once the claim is written the
+   * previous writer stays fenced (the claim cannot be taken back), and the
+   * aborted writer never takes a put.
+   */
+  signal?: AbortSignal
 }
 
 /** Writer-global batch positions of one put: `[start, end)`. */
@@ -182,7 +234,14 @@ export function checkScanOptions(options: ScanOptions): NativeScanRequest {
   return { columns: columns ? [...columns] : undefined, filter, limit, offset }
 }
 
-const OPEN_OPTION_NAMES = new Set(['schema', 'shardId', 'primaryKey', 'config', 'storageOptions'])
+const OPEN_OPTION_NAMES = new Set([
+  'schema',
+  'shardId',
+  'primaryKey',
+  'config',
+  'storageOptions',
+  'signal',
+])
 
 /**
  * Writes Arrow batches to one shard through a write-ahead log. Obtain one
@@ -441,14 +500,23 @@ export async function openShardWriter(
   const schema = options.primaryKey
     ? withPrimaryKey(options.schema, options.primaryKey)
     : options.schema
-  const nativeWriter = await native(() =>
-    nativeOpenShardWriter(
-      root,
-      schemaToIPC(schema),
-      options.shardId,
-      config.toNative(),
-      checkStorageOptions(options.storageOptions),
-    ),
+  const storage = checkStorageOptions(options.storageOptions)
+  const signal = checkSignal('openShardWriter', options.signal)
+  const nativeWriter = await abortableOpen(
+    'openShardWriter',
+    signal,
+    (token) =>
+      native(() =>
+        nativeOpenShardWriter(
+          root,
+          schemaToIPC(schema),
+          options.shardId,
+          config.toNative(),
+          storage,
+          token,
+        ),
+      ),
+    (opened) => opened.close(),
   )
   try {
     return new ShardWriter(nativeWriter, schema, config)

@@ -57,10 +57,13 @@ pub struct Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// Credentials in any URL the message names (an endpoint's
+    /// `user:password@`, as object_store repeats it) are redacted here, so
+    /// no error can carry them.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
             code,
-            message: message.into(),
+            message: redact_owned(message.into()),
             shard_id: None,
         }
     }
@@ -120,7 +123,7 @@ impl Error {
 
     /// Prefix the message with context, keeping code and shard.
     pub fn context(mut self, what: impl fmt::Display) -> Self {
-        self.message = format!("{what}: {}", self.message);
+        self.message = redact_owned(format!("{what}: {}", self.message));
         self
     }
 
@@ -134,6 +137,13 @@ impl Error {
 
     pub fn shard_id(&self) -> Option<&str> {
         self.shard_id.as_deref()
+    }
+}
+
+fn redact_owned(message: String) -> String {
+    match crate::redact::redact_userinfo(&message) {
+        std::borrow::Cow::Borrowed(_) => message,
+        std::borrow::Cow::Owned(clean) => clean,
     }
 }
 
@@ -185,6 +195,22 @@ mod tests {
     fn with_shard_keeps_the_first_shard() {
         let err = Error::io("boom").with_shard("a").with_shard("b");
         assert_eq!(err.shard_id(), Some("a"));
+    }
+
+    #[test]
+    fn credentials_in_a_url_never_reach_an_error_message() {
+        let store_error = object_store::Error::Generic {
+            store: "S3",
+            source: "Error performing HEAD http://AKIA:SECRET@127.0.0.1:9/b/k in 1ms".into(),
+        };
+        let err = Error::from(store_error).context("Head http://AKIA:SECRET@127.0.0.1:9/b/k");
+        assert!(!err.message().contains("SECRET"), "{err}");
+        assert!(!err.message().contains("AKIA"), "{err}");
+        assert!(
+            err.message().contains("http://<redacted>@127.0.0.1:9/b/k"),
+            "{err}"
+        );
+        assert!(!err.to_string().contains("SECRET"));
     }
 
     #[test]

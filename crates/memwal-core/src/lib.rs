@@ -11,6 +11,7 @@ pub mod layout;
 pub mod manifest;
 pub mod memtable;
 pub mod read;
+pub mod redact;
 pub mod store;
 pub mod wal;
 pub mod writer;

@@ -96,6 +96,7 @@ async fn credentials_never_appear_in_errors_or_debug_output() {
         secret_access_key: Some(SECRET.into()),
         session_token: Some(SECRET.into()),
         allow_http: Some(true),
+        ..Default::default()
     };
     assert!(!format!("{options:?}").contains(SECRET));
     let root = StorageRoot::open_with(&format!("s3://{BUCKET}/x"), &options).unwrap();

@@ -14,6 +14,7 @@
 static ALLOCATOR: memwal_core::alloc::LargeAllocsMapped<mimalloc::MiMalloc> =
     memwal_core::alloc::LargeAllocsMapped::new(mimalloc::MiMalloc);
 
+mod abort;
 mod errors;
 mod handoff;
 mod ipc;

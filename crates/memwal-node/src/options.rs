@@ -130,7 +130,8 @@ pub fn default_writer_options() -> NativeWriterOptions {
     }
 }
 
-/// Settings of object-store roots (`s3://`), as given in JS.
+/// Settings of object-store roots (`s3://`), as given in JS. Durations
+/// are milliseconds; unset ones take the core's defaults.
 #[napi(object)]
 #[derive(Default)]
 pub struct NativeStorageOptions {
@@ -140,18 +141,61 @@ pub struct NativeStorageOptions {
     pub secret_access_key: Option<String>,
     pub session_token: Option<String>,
     pub allow_http: Option<bool>,
+    pub timeout_ms: Option<f64>,
+    pub connect_timeout_ms: Option<f64>,
+    pub retry_timeout_ms: Option<f64>,
+    pub max_retries: Option<f64>,
+}
+
+/// A storage option that must be a safe integer of at least `min`.
+fn storage_integer(name: &str, value: Option<f64>, min: u64) -> memwal_core::Result<Option<u64>> {
+    value
+        .map(|v| {
+            safe_integer(v).filter(|&n| n >= min).ok_or_else(|| {
+                memwal_core::Error::invalid_config(format!(
+                    "storageOptions.{name} must be an integer of at least {min}, got {v}"
+                ))
+            })
+        })
+        .transpose()
 }
 
 impl NativeStorageOptions {
-    pub fn into_core(self) -> memwal_core::StorageOptions {
-        memwal_core::StorageOptions {
+    pub fn into_core(self) -> memwal_core::Result<memwal_core::StorageOptions> {
+        let duration =
+            |name, value| storage_integer(name, value, 1).map(|v| v.map(Duration::from_millis));
+        Ok(memwal_core::StorageOptions {
             region: self.region,
             endpoint: self.endpoint,
             access_key_id: self.access_key_id,
             secret_access_key: self.secret_access_key,
             session_token: self.session_token,
             allow_http: self.allow_http,
-        }
+            timeout: duration("timeoutMs", self.timeout_ms)?,
+            connect_timeout: duration("connectTimeoutMs", self.connect_timeout_ms)?,
+            retry_timeout: duration("retryTimeoutMs", self.retry_timeout_ms)?,
+            max_retries: storage_integer("maxRetries", self.max_retries, 0)?
+                .map(|n| n.min(usize::MAX as u64) as usize),
+        })
+    }
+}
+
+/// The defaults of the storage options that have one, for the docs and tests.
+#[napi(object)]
+pub struct NativeStorageDefaults {
+    pub timeout_ms: f64,
+    pub connect_timeout_ms: f64,
+    pub retry_timeout_ms: f64,
+    pub max_retries: f64,
+}
+
+#[napi]
+pub fn default_storage_options() -> NativeStorageDefaults {
+    NativeStorageDefaults {
+        timeout_ms: ms(memwal_core::store::DEFAULT_TIMEOUT),
+        connect_timeout_ms: ms(memwal_core::store::DEFAULT_CONNECT_TIMEOUT),
+        retry_timeout_ms: ms(memwal_core::store::DEFAULT_RETRY_TIMEOUT),
+        max_retries: memwal_core::store::DEFAULT_MAX_RETRIES as f64,
     }
 }
 
@@ -160,7 +204,7 @@ pub fn open_root(
     uri: &str,
     storage: Option<NativeStorageOptions>,
 ) -> memwal_core::Result<memwal_core::StorageRoot> {
-    memwal_core::StorageRoot::open_with(uri, &storage.unwrap_or_default().into_core())
+    memwal_core::StorageRoot::open_with(uri, &storage.unwrap_or_default().into_core()?)
 }
 
 /// [`open_root`] for readers and tailers: a missing local root is
@@ -169,5 +213,5 @@ pub fn open_existing_root(
     uri: &str,
     storage: Option<NativeStorageOptions>,
 ) -> memwal_core::Result<memwal_core::StorageRoot> {
-    memwal_core::StorageRoot::open_existing_with(uri, &storage.unwrap_or_default().into_core())
+    memwal_core::StorageRoot::open_existing_with(uri, &storage.unwrap_or_default().into_core()?)
 }

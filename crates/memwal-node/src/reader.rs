@@ -37,12 +37,15 @@ pub fn open_shard_reader<'env>(
     uri: String,
     shard_id: String,
     storage: Option<NativeStorageOptions>,
+    abort_token: Option<u32>,
 ) -> napi::Result<PromiseRaw<'env, NativeShardReader>> {
+    let abort = crate::abort::take(abort_token);
     let shard = parse_shard_id(&shard_id)
         .map_err(|e| to_js(memwal_core::Error::invalid_input(e.message().to_string())))?;
     let root = js_result(open_existing_root(&uri, storage))?;
     env.spawn_future(async move {
-        let reader = guarded(ShardReader::open(root, shard)).await?;
+        let open = ShardReader::open(root, shard);
+        let reader = guarded(crate::abort::abortable(abort, "openShardReader", open)).await?;
         Ok(NativeShardReader { reader })
     })
 }

@@ -33,12 +33,15 @@ pub fn open_wal_tailer<'env>(
     uri: String,
     shard_id: String,
     storage: Option<NativeStorageOptions>,
+    abort_token: Option<u32>,
 ) -> napi::Result<PromiseRaw<'env, NativeWalTailer>> {
+    let abort = crate::abort::take(abort_token);
     let shard = parse_shard_id(&shard_id)
         .map_err(|e| to_js(memwal_core::Error::invalid_input(e.message().to_string())))?;
     let root = js_result(open_existing_root(&uri, storage))?;
     env.spawn_future(async move {
-        let tailer = guarded(WalTailer::open(root, shard)).await?;
+        let open = WalTailer::open(root, shard);
+        let tailer = guarded(crate::abort::abortable(abort, "openWalTailer", open)).await?;
         Ok(NativeWalTailer { tailer })
     })
 }

@@ -204,7 +204,9 @@ pub fn open_shard_writer<'env>(
     shard_id: Option<String>,
     options: NativeWriterOptions,
     storage: Option<NativeStorageOptions>,
+    abort_token: Option<u32>,
 ) -> napi::Result<PromiseRaw<'env, NativeShardWriter>> {
+    let abort = crate::abort::take(abort_token);
     let schema = js_result(schema_only(schema_ipc))?;
     let config = options.into_config()?;
     let shard_id = shard_id
@@ -213,15 +215,15 @@ pub fn open_shard_writer<'env>(
         .map_err(to_js)?;
     env.spawn_future(guarded(async move {
         let root = open_root(&uri, storage)?;
-        let writer = ShardWriter::open(
+        let open = ShardWriter::open(
             root,
             OpenOptions {
                 shard_id,
                 schema,
                 config,
             },
-        )
-        .await?;
+        );
+        let writer = crate::abort::abortable(abort, "openShardWriter", open).await?;
         Ok(NativeShardWriter {
             writer,
             schemas: SchemaCache::default(),

@@ -16,6 +16,10 @@ use crate::wal::names::{bit_reversed_name, parse_bit_reversed_name};
 const MANIFEST_EXT: &str = "binpb";
 const MAX_CLAIM_ATTEMPTS: usize = 16;
 const MAX_COMMIT_ATTEMPTS: usize = 10;
+/// Versions found by HEAD past the starting point before a LIST is asked.
+const PROBE_BUDGET: u64 = 64;
+/// LISTs per search; more means the manifest grows faster than it is read.
+const MAX_LISTINGS: u32 = 4;
 
 #[derive(serde::Serialize, serde::Deserialize)]
 struct VersionHint {
@@ -99,7 +103,16 @@ impl ManifestStore {
                 None => return Ok(0),
             }
         };
+        // HEADs alone cannot tell a long run of versions from a store that
+        // answers every HEAD; past a budget a LIST (and a HEAD of a name
+        // nobody wrote) says where the manifest really ends.
+        let mut probed_from = latest;
+        let mut listings = 0;
         loop {
+            if latest - probed_from >= PROBE_BUDGET {
+                latest = self.reconcile_with_listing(latest, &mut listings).await?;
+                probed_from = latest;
+            }
             if latest > MAX_COUNTER {
                 return Err(self.shard_error(Error::corrupt(format!(
                     "Manifest version {latest} of shard {} is beyond 2^63-1",
@@ -132,6 +145,40 @@ impl ManifestStore {
             }
             latest = max;
         }
+    }
+
+    /// The probes found `probed`, far past where they started: trust it only
+    /// if the store can say "not found" and a LIST shows at least as much.
+    async fn reconcile_with_listing(&self, probed: u64, listings: &mut u32) -> Result<u64> {
+        let shard = self.layout.shard_id();
+        let dir = self.root.path(&self.layout.manifest_dir());
+        let what = format!("the latest manifest of shard {shard}");
+        self.root
+            .check_reports_absence(&dir, &what)
+            .await
+            .map_err(|e| self.shard_error(e))?;
+        *listings += 1;
+        let listed = self.list_versions().await?.last().copied().unwrap_or(0);
+        if listed < probed {
+            return Err(self.shard_error(Error::io(format!(
+                "Storage root '{}' is inconsistent: HEAD finds manifest version {probed} of \
+                 shard {shard} but LIST shows {}",
+                self.root.uri(),
+                if listed == 0 {
+                    "none".to_string()
+                } else {
+                    format!("only up to {listed}")
+                }
+            ))));
+        }
+        if *listings > MAX_LISTINGS {
+            return Err(self.shard_error(Error::io(format!(
+                "Manifest of shard {shard} in '{}' kept growing while its latest version was \
+                 sought ({listed} versions after {MAX_LISTINGS} listings)",
+                self.root.uri()
+            ))));
+        }
+        Ok(listed)
     }
 
     async fn existing(&self, versions: &[u64]) -> Result<BTreeSet<u64>> {
@@ -360,7 +407,9 @@ pub fn fenced_error(local_epoch: u64, stored_epoch: u64, shard: &uuid::Uuid) -> 
 mod tests {
     use super::*;
     use crate::error::ErrorCode;
-    use object_store::ObjectStoreExt;
+    use object_store::{ObjectStore, ObjectStoreExt};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
 
     fn store(name: &str) -> ManifestStore {
         let root = StorageRoot::open(&format!("memory://{name}")).unwrap();
@@ -603,6 +652,119 @@ mod tests {
                 assert!(err.message().contains("beyond 2^63-1"), "{err}");
             }
         }
+    }
+
+    /// A store that says every object exists (a misconfigured endpoint or
+    /// proxy): the version search ran forever, 315k HEADs in 45 s.
+    const LIAR_LIMIT: usize = 10_000;
+
+    /// A store that says every object exists (a misconfigured endpoint or
+    /// proxy): the version search ran forever, 315k HEADs in 45 s. Its
+    /// first LIAR_LIMIT HEADs answer with the metadata of `.1`, an object
+    /// that does exist.
+    #[derive(Debug)]
+    struct EveryHeadSucceeds(Arc<dyn ObjectStore>, Path, AtomicUsize);
+
+    impl std::fmt::Display for EveryHeadSucceeds {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("EveryHeadSucceeds")
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl ObjectStore for EveryHeadSucceeds {
+        async fn put_opts(
+            &self,
+            location: &Path,
+            payload: object_store::PutPayload,
+            opts: object_store::PutOptions,
+        ) -> object_store::Result<object_store::PutResult> {
+            self.0.put_opts(location, payload, opts).await
+        }
+        async fn put_multipart_opts(
+            &self,
+            location: &Path,
+            opts: object_store::PutMultipartOptions,
+        ) -> object_store::Result<Box<dyn object_store::MultipartUpload>> {
+            self.0.put_multipart_opts(location, opts).await
+        }
+        async fn get_opts(
+            &self,
+            location: &Path,
+            options: object_store::GetOptions,
+        ) -> object_store::Result<object_store::GetResult> {
+            // Bounded, so that a search that never stops fails the test
+            // instead of hanging it.
+            if options.head && self.2.fetch_add(1, Ordering::Relaxed) < LIAR_LIMIT {
+                let mut found = self.0.get_opts(&self.1, options).await?;
+                found.meta.location = location.clone();
+                return Ok(found);
+            }
+            self.0.get_opts(location, options).await
+        }
+        fn delete_stream(
+            &self,
+            locations: futures::stream::BoxStream<'static, object_store::Result<Path>>,
+        ) -> futures::stream::BoxStream<'static, object_store::Result<Path>> {
+            self.0.delete_stream(locations)
+        }
+        fn list(
+            &self,
+            prefix: Option<&Path>,
+        ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>>
+        {
+            self.0.list(prefix)
+        }
+        async fn list_with_delimiter(
+            &self,
+            prefix: Option<&Path>,
+        ) -> object_store::Result<object_store::ListResult> {
+            self.0.list_with_delimiter(prefix).await
+        }
+        async fn copy_opts(
+            &self,
+            from: &Path,
+            to: &Path,
+            options: object_store::CopyOptions,
+        ) -> object_store::Result<()> {
+            self.0.copy_opts(from, to, options).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_store_where_every_head_succeeds_fails_the_search_after_bounded_probes() {
+        let honest = store("m-every-head");
+        honest.claim_epoch(0).await.unwrap();
+        let liar = Arc::new(EveryHeadSucceeds(
+            honest.root.store().clone(),
+            honest.version_path(1),
+            AtomicUsize::new(0),
+        ));
+        let s = ManifestStore::new(
+            StorageRoot::new(liar.clone(), Path::default(), "memory://m-every-head"),
+            honest.layout.clone(),
+            2,
+        );
+        let result = s.latest_version().await;
+        let heads = liar.2.load(Ordering::Relaxed);
+        assert!(heads <= 72, "{heads} HEADs");
+        let err = result.unwrap_err();
+        assert_eq!(err.code(), ErrorCode::Io, "{err}");
+        assert!(err.message().contains("memory://m-every-head"), "{err}");
+        assert!(err.message().contains("do not exist"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_long_run_past_a_stale_hint_is_found_through_one_listing() {
+        let s = store("m-long-run");
+        for _ in 0..150 {
+            s.claim_epoch(0).await.unwrap();
+        }
+        s.root
+            .put(&s.hint_path(), Bytes::from_static(br#"{"version":1}"#))
+            .await
+            .unwrap();
+        assert_eq!(s.latest_version().await.unwrap(), 150);
     }
 
     #[tokio::test]

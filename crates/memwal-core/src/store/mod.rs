@@ -14,5 +14,8 @@ mod uri;
 
 #[cfg(unix)]
 pub use local_direct::StagedFile;
-pub use root::{CreateOutcome, StorageOptions, StorageRoot};
+pub use root::{
+    CreateOutcome, StorageOptions, StorageRoot, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RETRIES,
+    DEFAULT_RETRY_TIMEOUT, DEFAULT_TIMEOUT,
+};
 pub use uri::{parse_root_uri, RootLocation};

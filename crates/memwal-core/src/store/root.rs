@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::TryStreamExt;
@@ -53,18 +54,46 @@ pub struct StorageOptions {
     pub session_token: Option<String>,
     /// Allow plain-HTTP endpoints.
     pub allow_http: Option<bool>,
+    /// Longest time one request may take, connecting through the last byte
+    /// of the response ([`DEFAULT_TIMEOUT`]).
+    pub timeout: Option<Duration>,
+    /// Longest time to establish a connection ([`DEFAULT_CONNECT_TIMEOUT`]).
+    pub connect_timeout: Option<Duration>,
+    /// Longest time spent retrying one request after transient failures
+    /// and timeouts ([`DEFAULT_RETRY_TIMEOUT`]).
+    pub retry_timeout: Option<Duration>,
+    /// Most retries of one request ([`DEFAULT_MAX_RETRIES`]).
+    pub max_retries: Option<usize>,
 }
+
+/// Per-request limit of object-store roots, unless set.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Connect limit of object-store roots, unless set.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Total retry time for one request, unless set: with the request limit, a
+/// store that accepts connections and never answers fails an open in about
+/// a minute and a half instead of object_store's three and a half.
+pub const DEFAULT_RETRY_TIMEOUT: Duration = Duration::from_secs(60);
+/// Retries of one request, unless set (object_store's default).
+pub const DEFAULT_MAX_RETRIES: usize = 10;
 
 impl std::fmt::Debug for StorageOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let hidden = |v: &Option<String>| v.as_ref().map(|_| "<redacted>");
         f.debug_struct("StorageOptions")
             .field("region", &self.region)
-            .field("endpoint", &self.endpoint)
+            .field(
+                "endpoint",
+                &self.endpoint.as_deref().map(crate::redact::redact_userinfo),
+            )
             .field("access_key_id", &hidden(&self.access_key_id))
             .field("secret_access_key", &hidden(&self.secret_access_key))
             .field("session_token", &hidden(&self.session_token))
             .field("allow_http", &self.allow_http)
+            .field("timeout", &self.timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("retry_timeout", &self.retry_timeout)
+            .field("max_retries", &self.max_retries)
             .finish()
     }
 }
@@ -79,12 +108,35 @@ impl StorageOptions {
 
     #[cfg(feature = "s3")]
     fn s3_store(&self, bucket: &str) -> Result<Arc<dyn ObjectStore>> {
-        use object_store::aws::AmazonS3Builder;
-        let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+        use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+        use object_store::{ClientConfigKey, RetryConfig};
+        let millis = |d: Duration| format!("{}ms", d.as_millis().max(1));
+        let mut builder = AmazonS3Builder::from_env()
+            .with_bucket_name(bucket)
+            .with_config(
+                AmazonS3ConfigKey::Client(ClientConfigKey::Timeout),
+                millis(self.timeout.unwrap_or(DEFAULT_TIMEOUT)),
+            )
+            .with_config(
+                AmazonS3ConfigKey::Client(ClientConfigKey::ConnectTimeout),
+                millis(self.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT)),
+            )
+            .with_retry(RetryConfig {
+                max_retries: self.max_retries.unwrap_or(DEFAULT_MAX_RETRIES),
+                retry_timeout: self.retry_timeout.unwrap_or(DEFAULT_RETRY_TIMEOUT),
+                ..RetryConfig::default()
+            });
         if let Some(region) = &self.region {
             builder = builder.with_region(region);
         }
         if let Some(endpoint) = &self.endpoint {
+            let (endpoint, had_userinfo) = crate::redact::strip_userinfo(endpoint);
+            if had_userinfo {
+                tracing::warn!(
+                    "storageOptions.endpoint carries user:password@, which S3 requests do not \
+                     use; it is left out (set accessKeyId and secretAccessKey instead)"
+                );
+            }
             builder = builder.with_endpoint(endpoint);
         }
         if let Some(key) = &self.access_key_id {
@@ -295,6 +347,26 @@ impl StorageRoot {
             Err(object_store::Error::NotFound { .. }) => Ok(false),
             Err(err) => Err(Error::from(err).context(format!("Head {path}"))),
         }
+    }
+
+    /// Fail unless the store says "not found" for a name nobody wrote.
+    ///
+    /// Asked when probes keep finding objects: a store (or a proxy) that
+    /// answers every HEAD with success would otherwise send a tip search
+    /// on forever.
+    pub async fn check_reports_absence(&self, dir: &Path, what: &str) -> Result<()> {
+        let canary = dir
+            .clone()
+            .join(format!("memwal-absent-{}", uuid::Uuid::new_v4()));
+        if self.exists(&canary).await? {
+            return Err(Error::io(format!(
+                "Storage root '{}' reports objects that do not exist (HEAD of {canary}, a name \
+                 nobody writes, succeeded) while finding {what}; it is not a store memwal can \
+                 use: check the endpoint",
+                self.uri
+            )));
+        }
+        Ok(())
     }
 
     /// File names directly inside `dir` (no recursion).

@@ -71,10 +71,7 @@ pub fn parse_root_uri(uri: &str) -> Result<RootLocation> {
                 "Storage root '{uri}' is not an absolute file URI; use file:///absolute/path"
             )));
         }
-        let decoded = percent_decode(path).ok_or_else(|| {
-            Error::invalid_input(format!("Storage root '{uri}' has bad %-escapes"))
-        })?;
-        return local_root(uri, PathBuf::from(decoded));
+        return local_root(uri, PathBuf::from(decode_file_path(uri, path)?));
     }
     if trimmed.starts_with("file:") {
         // `file:/abs` (one slash) and `file:relative`: refuse rather than
@@ -97,6 +94,34 @@ pub fn parse_root_uri(uri: &str) -> Result<RootLocation> {
             .join(path)
     };
     local_root(uri, absolute)
+}
+
+/// The directory a `file://` URI's path names. A query or fragment has no
+/// meaning for a directory (it would silently become part of its name), and
+/// an escape must not produce what the raw text could not say directly: a
+/// `.`/`..` segment (which would climb), a `/` inside a segment, or NUL.
+fn decode_file_path(uri: &str, path: &str) -> Result<String> {
+    if path.contains(['?', '#']) {
+        return Err(Error::invalid_input(format!(
+            "Storage root '{uri}' has a query or fragment ('?' or '#'); a file URI names a \
+             directory only (write them as %3F and %23 if they are part of its name)"
+        )));
+    }
+    let mut decoded = Vec::new();
+    for raw in path.split('/') {
+        let segment = percent_decode(raw).ok_or_else(|| {
+            Error::invalid_input(format!("Storage root '{uri}' has bad %-escapes"))
+        })?;
+        let escaped_dots = raw != segment && (segment == "." || segment == "..");
+        if escaped_dots || segment.contains(['/', '\0']) {
+            return Err(Error::invalid_input(format!(
+                "Storage root '{uri}' has a %-escaped '{raw}' segment that decodes to a path \
+                 separator, NUL or a '.'/'..' segment; refusing it"
+            )));
+        }
+        decoded.push(segment);
+    }
+    Ok(decoded.join("/"))
 }
 
 fn local_root(uri: &str, path: PathBuf) -> Result<RootLocation> {
@@ -171,6 +196,11 @@ mod tests {
             parse_root_uri("file:///tmp/with%20space").unwrap(),
             RootLocation::Local("/tmp/with space".into())
         );
+        // Escaped characters that are ordinary in a name stay allowed.
+        assert_eq!(
+            parse_root_uri("file:///tmp/a%3Fb%23c/%2e%2e.d").unwrap(),
+            RootLocation::Local("/tmp/a?b#c/...d".into())
+        );
     }
 
     #[test]
@@ -221,6 +251,26 @@ mod tests {
             "/..",
             "/",
             "file:///bad%zz",
+        ] {
+            let err = parse_root_uri(uri).expect_err(uri);
+            assert_eq!(err.code(), ErrorCode::InvalidInput, "{uri}: {err}");
+        }
+    }
+
+    /// Escapes decoded to `..` climbed out of the named directory, and a
+    /// query or fragment became part of the directory's name.
+    #[test]
+    fn file_uris_with_escaped_dots_separators_queries_or_fragments_are_refused() {
+        for uri in [
+            "file:///a/%2e%2e/b",
+            "file:///a/%2E%2E/b",
+            "file:///a/.%2e/b",
+            "file:///a/%2e/b",
+            "file:///a/x%2f..%2fy",
+            "file:///a/b%00c",
+            "file:///tmp/dir?x=1#y",
+            "file:///tmp/dir?x=1",
+            "file:///tmp/dir#y",
         ] {
             let err = parse_root_uri(uri).expect_err(uri);
             assert_eq!(err.code(), ErrorCode::InvalidInput, "{uri}: {err}");

@@ -131,6 +131,7 @@ pub fn options(port: u16) -> StorageOptions {
         secret_access_key: Some(SECRET.into()),
         session_token: None,
         allow_http: Some(true),
+        ..Default::default()
     }
 }
 
