@@ -38,7 +38,7 @@ use super::newest::NewestPerKey;
 use super::scan::{RowWindow, ScanPlan, ScanRequest};
 use crate::error::{Error, ErrorCode, Result};
 use crate::layout::ShardLayout;
-use crate::manifest::ManifestStore;
+use crate::manifest::{FlushedGeneration, ManifestStore};
 use crate::memtable::primary_key::primary_key_columns;
 use crate::memtable::tombstone::{self, TOMBSTONE_COLUMN};
 use crate::store::StorageRoot;
@@ -133,20 +133,9 @@ impl ShardReader {
         listed.sort_by_key(|g| g.generation);
         let mut generations = Vec::with_capacity(listed.len());
         for g in listed {
-            let location = root.path(&format!("{}/{}/data.parquet", layout.shard_dir(), g.path));
-            let mut reader = ParquetObjectReader::new(root.store().clone(), location.clone());
-            let metadata = ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::new())
+            let (location, metadata) = generation_footer(&root, &layout, &g)
                 .await
-                .map_err(|e| {
-                    Error::new(
-                        parquet_error_code(&e),
-                        format!(
-                            "Generation {} ({}): cannot read its Parquet footer: {e}",
-                            g.generation, g.path
-                        ),
-                    )
-                    .with_shard(shard_id)
-                })?;
+                .map_err(|e| e.with_shard(shard_id))?;
             let rows = g
                 .physical_rows
                 .unwrap_or_else(|| metadata.metadata().file_metadata().num_rows() as u64);
@@ -388,6 +377,29 @@ impl ShardReader {
         )
         .with_shard(self.shard_id)
     }
+}
+
+/// Where generation `g`'s Parquet file is, and its footer (schema, row
+/// groups, statistics): all an open reads of a generation.
+pub(crate) async fn generation_footer(
+    root: &StorageRoot,
+    layout: &ShardLayout,
+    g: &FlushedGeneration,
+) -> Result<(object_store::path::Path, ArrowReaderMetadata)> {
+    let location = root.path(&format!("{}/{}/data.parquet", layout.shard_dir(), g.path));
+    let mut reader = ParquetObjectReader::new(root.store().clone(), location.clone());
+    let metadata = ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::new())
+        .await
+        .map_err(|e| {
+            Error::new(
+                parquet_error_code(&e),
+                format!(
+                    "Generation {} ({}): cannot read its Parquet footer: {e}",
+                    g.generation, g.path
+                ),
+            )
+        })?;
+    Ok((location, metadata))
 }
 
 /// A failed store call is IO (worth retrying); anything the decoder

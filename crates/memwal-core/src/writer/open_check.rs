@@ -10,19 +10,14 @@
 //! a shard keeps the schema of its first data, which is also what keeps
 //! every generation readable by one shard reader.
 
-// See read/shard_reader.rs for why `ParquetObjectReader` is still used.
-#![allow(deprecated)]
-
 use arrow_schema::{Schema, SchemaRef};
-use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
-use parquet::arrow::async_reader::ParquetObjectReader;
 
 use super::schema_check::first_difference;
 use crate::error::{Error, Result};
 use crate::layout::ShardLayout;
 use crate::manifest::ShardManifest;
 use crate::memtable::primary_key::primary_key_columns;
-use crate::read::shard_reader::parquet_error_code;
+use crate::read::shard_reader::generation_footer;
 use crate::store::StorageRoot;
 use crate::wal::codec::TOMBSTONE_COLUMN;
 use crate::wal::WalTailer;
@@ -68,23 +63,7 @@ async fn newest_generation_schema(
     else {
         return Ok(None);
     };
-    let location = root.path(&format!(
-        "{}/{}/data.parquet",
-        layout.shard_dir(),
-        newest.path
-    ));
-    let mut reader = ParquetObjectReader::new(root.store().clone(), location);
-    let metadata = ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::new())
-        .await
-        .map_err(|e| {
-            Error::new(
-                parquet_error_code(&e),
-                format!(
-                    "Generation {} ({}): cannot read its Parquet footer to check the schema: {e}",
-                    newest.generation, newest.path
-                ),
-            )
-        })?;
+    let (_, metadata) = generation_footer(root, layout, newest).await?;
     Ok(Some((newest.generation, metadata.schema().clone())))
 }
 
