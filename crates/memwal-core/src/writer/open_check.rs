@@ -114,7 +114,24 @@ fn compare(
     what: impl Fn() -> String,
 ) -> Result<()> {
     let found_columns = user_columns(found);
-    if let Some(difference) = first_difference(schema, &found_columns) {
+    // Both ways: replay conforms the shard's rows to this writer's schema,
+    // and the shard reader reads this writer's rows with the schema of the
+    // shard's first data, so nullability must match as well as types.
+    let difference = first_difference(&found_columns, schema).or_else(|| {
+        let fields = found_columns.fields().iter().zip(schema.fields());
+        fields
+            .enumerate()
+            .find(|(_, (have, want))| have.is_nullable() != want.is_nullable())
+            .map(|(position, (have, _))| {
+                format!(
+                    "field {position} '{}': nullable {} in the shard, {} in this writer",
+                    have.name(),
+                    have.is_nullable(),
+                    !have.is_nullable()
+                )
+            })
+    });
+    if let Some(difference) = difference {
         return Err(Error::schema_mismatch(format!(
             "The shard's data does not fit this writer's schema ({}: {difference}); \
              a shard keeps the schema of its first data",
