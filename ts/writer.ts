@@ -143,10 +143,12 @@ export interface OpenShardWriterOptions {
   storageOptions?: StorageOptions
   /**
    * Aborts the open: it rejects at once with a `CLOSED` MemWalError named
-   * `AbortError`, and no writer is left running. An abort before the
-   * writer claimed the shard fences nobody; once the claim is written the
-   * previous writer stays fenced (the claim cannot be taken back), and the
-   * aborted writer never takes a put.
+   * `AbortError`, and no writer is left running. An abort during the
+   * checks before the claim stops them and fences nobody. Once the claim
+   * is written the previous writer is fenced (a claim cannot be taken
+   * back), so the open finishes in the background (fence sentinel, replay)
+   * and the writer is then closed, leaving the shard whole for the next
+   * open; the aborted writer never takes a put.
    */
   signal?: AbortSignal
 }

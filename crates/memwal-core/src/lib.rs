@@ -21,6 +21,6 @@ pub use layout::{parse_shard_id, ShardLayout};
 pub use store::{StorageOptions, StorageRoot};
 pub use wal::{WalEntry, WalTailer};
 pub use writer::{
-    DurableListener, DurableProgress, HealthState, OpenOptions, PutNow, PutResult, ShardWriter,
-    ShardWriterConfig, WalStats, WriterHealth, WriterStats,
+    CheckedOpen, DurableListener, DurableProgress, HealthState, OpenOptions, PutNow, PutResult,
+    ShardWriter, ShardWriterConfig, WalStats, WriterHealth, WriterStats,
 };

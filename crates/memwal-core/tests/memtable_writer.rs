@@ -864,6 +864,93 @@ async fn another_schema_after_a_flush_is_refused_and_the_shard_stays_readable() 
     b.close().await.unwrap();
 }
 
+/// Nullability counts both ways: a looser writer's nulls would break the
+/// shard reader (it reads with the first data's schema), a stricter one
+/// could not replay the shard's rows. Refused before the claim, with rows
+/// only in the WAL and again once they are flushed.
+#[tokio::test]
+async fn an_open_that_changes_only_nullability_is_refused_before_the_claim() {
+    use arrow_schema::{DataType, Field, Schema};
+    let root = test_root("mt-doomed-nullability");
+    let shard = uuid::Uuid::new_v4();
+    let with_nullability = |id: bool, name: bool| {
+        Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, id),
+            Field::new("name", DataType::Utf8, name),
+        ]))
+    };
+    let a = open(&root, Some(shard), memtable()).await;
+    a.put(vec![batch(0, 10)]).await.unwrap();
+    for flushed in [false, true] {
+        for other in [with_nullability(true, true), with_nullability(false, false)] {
+            let err = open_err(&root, shard, other, wal_only()).await;
+            assert_eq!(err.code(), ErrorCode::SchemaMismatch, "{err}");
+            assert!(err.message().contains("nullable"), "{err}");
+        }
+        assert_eq!(manifest(&root, shard).await.writer_epoch, 1);
+        if !flushed {
+            a.put(vec![batch(10, 5)]).await.unwrap();
+            a.force_seal_active().await.unwrap();
+            a.wait_for_flush_drain().await.unwrap();
+        }
+    }
+    a.close().await.unwrap();
+    let reader = memwal_core::read::shard_reader::ShardReader::open(root.clone(), shard)
+        .await
+        .unwrap();
+    let (_, rows) = reader.scan(&Default::default()).await.unwrap();
+    assert_eq!(ids(&rows), (0..15).collect::<Vec<_>>());
+}
+
+/// A decimal key past its precision would be stored changed by the flush,
+/// and its tombstone would then delete another key's row.
+#[tokio::test]
+async fn a_delete_key_beyond_its_decimal_precision_is_refused() {
+    use arrow_array::{Decimal128Array, RecordBatch};
+    use arrow_schema::{DataType, Field, Schema};
+    let key = Field::new("k", DataType::Decimal128(9, 2), false).with_metadata(
+        std::collections::HashMap::from([(
+            memwal_core::memtable::primary_key::PRIMARY_KEY_METADATA.to_string(),
+            "true".to_string(),
+        )]),
+    );
+    let schema = Arc::new(Schema::new(vec![key]));
+    let keys = |values: Vec<i128>| {
+        let column = Decimal128Array::from(values)
+            .with_precision_and_scale(9, 2)
+            .unwrap();
+        RecordBatch::try_new(schema.clone(), vec![Arc::new(column)]).unwrap()
+    };
+    let root = test_root("mt-delete-decimal");
+    let writer = open_with_schema(&root, None, schema.clone(), memtable()).await;
+    writer.put(vec![keys(vec![1, 705_032_704])]).await.unwrap();
+    let err = writer
+        .delete(vec![keys(vec![5_000_000_000])])
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::InvalidInput, "{err}");
+    assert!(err.message().contains("'k'"), "{err}");
+    writer.delete(vec![keys(vec![1])]).await.unwrap();
+    let shard = writer.shard_id();
+    writer.close().await.unwrap();
+    let reader = memwal_core::read::shard_reader::ShardReader::open(root.clone(), shard)
+        .await
+        .unwrap();
+    let (_, rows) = reader.scan(&Default::default()).await.unwrap();
+    let left: Vec<i128> = rows
+        .iter()
+        .flat_map(|b| {
+            let column = b
+                .column(0)
+                .as_any()
+                .downcast_ref::<Decimal128Array>()
+                .unwrap();
+            column.values().to_vec()
+        })
+        .collect();
+    assert_eq!(left, vec![705_032_704]);
+}
+
 #[tokio::test]
 async fn a_flush_that_keeps_failing_shows_in_stats_and_health_before_close() {
     use memwal_core::HealthState;

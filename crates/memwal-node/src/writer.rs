@@ -215,7 +215,7 @@ pub fn open_shard_writer<'env>(
         .map_err(to_js)?;
     env.spawn_future(guarded(async move {
         let root = open_root(&uri, storage)?;
-        let open = ShardWriter::open(
+        let check = ShardWriter::check_open(
             root,
             OpenOptions {
                 shard_id,
@@ -223,7 +223,11 @@ pub fn open_shard_writer<'env>(
                 config,
             },
         );
-        let writer = crate::abort::abortable(abort, "openShardWriter", open).await?;
+        // Only the checks are abortable: once the claim is written the
+        // predecessor is fenced, so the open then runs to a writer (the TS
+        // layer closes one it no longer wants) and never stops half-way.
+        let checked = crate::abort::abortable(abort, "openShardWriter", check).await?;
+        let writer = checked.claim().await?;
         Ok(NativeShardWriter {
             writer,
             schemas: SchemaCache::default(),

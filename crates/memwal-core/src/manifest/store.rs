@@ -76,13 +76,16 @@ impl ManifestStore {
         decode_manifest(&self.layout.shard_id(), version, bytes)
     }
 
-    async fn read_hint(&self) -> u64 {
-        match self.root.get(&self.hint_path()).await {
-            Ok(Some(bytes)) => serde_json::from_slice::<VersionHint>(&bytes)
+    /// The version the hint names (1 when it is missing or unreadable: a
+    /// wrong hint only costs probes). A store that fails the read fails
+    /// the search, rather than spending its whole retry budget twice.
+    async fn read_hint(&self) -> Result<u64> {
+        Ok(match self.root.get(&self.hint_path()).await? {
+            Some(bytes) => serde_json::from_slice::<VersionHint>(&bytes)
                 .map(|h| h.version.max(1))
                 .unwrap_or(1),
-            _ => 1,
-        }
+            None => 1,
+        })
     }
 
     /// The highest existing version, or 0 for a shard with no manifest.
@@ -90,7 +93,7 @@ impl ManifestStore {
     /// Starts from the hint, then probes `scan_batch_size` versions ahead
     /// concurrently per round until a round finds nothing.
     pub async fn latest_version(&self) -> Result<u64> {
-        let hint = self.read_hint().await;
+        let hint = self.read_hint().await?;
         let mut latest = if self.root.exists(&self.version_path(hint)).await? {
             hint
         } else if hint > 1 && self.root.exists(&self.version_path(1)).await? {

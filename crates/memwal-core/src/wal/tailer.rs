@@ -158,12 +158,16 @@ impl WalTailer {
 
     /// `position` is absent while `later` exists: `None` if the replay
     /// cursor covers it (generations hold its rows and it may have been
-    /// removed), else the hole error.
+    /// removed), the entry if a second read finds it (a store may answer a
+    /// read with a cached "not found" for a while), else the hole error.
     async fn missing(&self, position: u64, later: u64) -> Result<Option<WalEntry>> {
         if position <= self.known.cursor.load(Ordering::Acquire)
             || position <= self.cursor().await?
         {
             return Ok(None);
+        }
+        if let Some(entry) = self.fetch(position).await? {
+            return Ok(Some(entry));
         }
         Err(hole_error(&self.root, self.layout(), position, later))
     }

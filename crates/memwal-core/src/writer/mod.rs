@@ -170,11 +170,32 @@ fn validate_writer_schema(schema: &SchemaRef) -> Result<()> {
     Ok(())
 }
 
+/// An open that passed every check made before the claim (see
+/// [`ShardWriter::check_open`]); nothing has been written yet.
+pub struct CheckedOpen {
+    root: StorageRoot,
+    shard_id: uuid::Uuid,
+    schema: SchemaRef,
+    stored: SchemaRef,
+    config: ShardWriterConfig,
+    rules: batch_rules::BatchRules,
+    layout: ShardLayout,
+    manifests: ManifestStore,
+    listed_max: u64,
+}
+
 impl ShardWriter {
     /// Validate, claim the shard's next epoch, fence older writers and start
     /// the WAL task. Nothing is written before validation passes, so a
     /// doomed open never fences a healthy writer.
     pub async fn open(root: StorageRoot, options: OpenOptions) -> Result<Self> {
+        Self::check_open(root, options).await?.claim().await
+    }
+
+    /// The read-only first half of [`ShardWriter::open`]: every check that
+    /// can refuse the open. Dropping it (an aborted open) leaves the shard
+    /// as it was.
+    pub async fn check_open(root: StorageRoot, options: OpenOptions) -> Result<CheckedOpen> {
         let OpenOptions {
             shard_id,
             schema,
@@ -208,6 +229,37 @@ impl ShardWriter {
             let tip = listed_max.max(cursor) + 1;
             open_check::check_schema_before_claim(&root, &layout, manifest, tip, &schema).await?;
         }
+        Ok(CheckedOpen {
+            root,
+            shard_id,
+            schema,
+            stored,
+            config,
+            rules,
+            layout,
+            manifests,
+            listed_max,
+        })
+    }
+}
+
+impl CheckedOpen {
+    /// The second half of [`ShardWriter::open`]: claim the next epoch, fence
+    /// older writers, replay and start the tasks. Once the claim is written
+    /// the predecessor is fenced, so this half is never abandoned midway by
+    /// an abort: it runs to a writer (which the caller may close) or an error.
+    pub async fn claim(self) -> Result<ShardWriter> {
+        let CheckedOpen {
+            root,
+            shard_id,
+            schema,
+            stored,
+            config,
+            rules,
+            layout,
+            manifests,
+            listed_max,
+        } = self;
         let claimed = manifests.claim_epoch(config.shard_spec_id).await?;
         let epoch = claimed.writer_epoch;
         let hint = claimed
@@ -312,7 +364,7 @@ impl ShardWriter {
             mode = if config.enable_memtable { "memtable" } else { "wal-only" },
             "shard writer opened"
         );
-        Ok(Self {
+        Ok(ShardWriter {
             inner: Arc::new(Inner {
                 layout,
                 epoch,
@@ -334,7 +386,9 @@ impl ShardWriter {
             }),
         })
     }
+}
 
+impl ShardWriter {
     pub fn shard_id(&self) -> uuid::Uuid {
         self.inner.layout.shard_id()
     }
@@ -484,6 +538,9 @@ impl ShardWriter {
             .iter()
             .map(|k| tombstone::delete_rows(&self.inner.schema, &self.inner.stored, k))
             .collect::<Result<Vec<_>>>()
+            // A key the flush would store changed (a decimal past its
+            // precision) would delete another row once flushed.
+            .and_then(|batches| self.inner.rules.check(&batches).map(|()| batches))
             .map_err(|e| self.shard_err(e))?;
         self.write_rows(batches, started).await
     }
