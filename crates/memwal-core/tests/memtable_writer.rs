@@ -951,6 +951,33 @@ async fn a_delete_key_beyond_its_decimal_precision_is_refused() {
     assert_eq!(left, vec![705_032_704]);
 }
 
+/// Replay runs before the claim: a WAL entry the new writer cannot take
+/// (more batches than its maxMemtableBatches) refuses the open without
+/// fencing the writer in place.
+#[tokio::test]
+async fn an_open_that_cannot_replay_an_entry_never_fences_the_writer() {
+    let root = test_root("mt-doomed-replay");
+    let shard = uuid::Uuid::new_v4();
+    let a = open(&root, Some(shard), memtable()).await;
+    a.put(vec![batch(0, 2), batch(2, 2), batch(4, 2)])
+        .await
+        .unwrap();
+    let small = ShardWriterConfig {
+        max_memtable_batches: 2,
+        ..memtable()
+    };
+    let err = open_err(&root, shard, schema(), small).await;
+    assert_eq!(err.code(), ErrorCode::InvalidConfig, "{err}");
+    assert!(err.message().contains("maxMemtableBatches"), "{err}");
+    assert_eq!(manifest(&root, shard).await.writer_epoch, 1);
+    a.put(vec![batch(6, 2)]).await.unwrap();
+    a.close().await.unwrap();
+    assert_eq!(
+        ids(&flushed_rows(&root, shard).await),
+        (0..8).collect::<Vec<_>>()
+    );
+}
+
 #[tokio::test]
 async fn a_flush_that_keeps_failing_shows_in_stats_and_health_before_close() {
     use memwal_core::HealthState;
@@ -1070,11 +1097,11 @@ async fn a_lost_entry_right_after_the_replay_cursor_is_a_hole_but_covered_ones_a
     assert_eq!(got, vec![0, 1, 10, 11, 20, 21, 30, 31]);
 }
 
-/// Replay is bounded below by the tip the open found, not by the first
-/// miss: an entry lost after the open's check (here just before its fence
-/// sentinel lands) is still a hole, never the end of the replay.
+/// The open replays the WAL before it claims, so an entry removed after
+/// that (here: just before the fence sentinel) is already in the new
+/// writer's MemTables: its rows are flushed with the rest, none is lost.
 #[tokio::test]
-async fn an_entry_lost_while_the_writer_opens_fails_the_replay() {
+async fn an_entry_lost_after_the_open_replayed_it_keeps_its_rows() {
     let inner: Arc<dyn object_store::ObjectStore> = Arc::new(InMemory::new());
     let store = Arc::new(FaultStore::passthrough(inner.clone()));
     let root = StorageRoot::new(store.clone(), Path::default(), "memory://replay-hole");
@@ -1094,13 +1121,10 @@ async fn an_entry_lost_while_the_writer_opens_fails_the_replay() {
             })
         }),
     );
-    let err = ShardWriter::open(root, reopen_options(shard))
+    let writer = ShardWriter::open(root, reopen_options(shard))
         .await
-        .unwrap_err();
-    assert_eq!(err.code(), ErrorCode::Corrupt, "{err}");
-    assert!(
-        err.message()
-            .contains("position 3 is missing while position 6 exists"),
-        "{err}"
-    );
+        .unwrap();
+    writer.close().await.unwrap();
+    let expected: Vec<i64> = (0..5).flat_map(|i| [i * 10, i * 10 + 1]).collect();
+    assert_eq!(ids(&flushed_rows(&clean, shard).await), expected);
 }

@@ -170,6 +170,16 @@ fn validate_writer_schema(schema: &SchemaRef) -> Result<()> {
     Ok(())
 }
 
+fn memtable_limits(config: &ShardWriterConfig) -> MemTableLimits {
+    MemTableLimits {
+        capacity: config.max_memtable_batches as usize,
+        max_bytes: config.max_memtable_size,
+        max_unflushed_bytes: config.max_unflushed_memtable_bytes,
+        compression: config.flush_compression,
+        backpressure_log_interval: config.backpressure_log_interval,
+    }
+}
+
 /// An open that passed every check made before the claim (see
 /// [`ShardWriter::check_open`]); nothing has been written yet.
 pub struct CheckedOpen {
@@ -182,6 +192,8 @@ pub struct CheckedOpen {
     layout: ShardLayout,
     manifests: ManifestStore,
     listed_max: u64,
+    /// MemTable mode: the WAL past the cursor, replayed before the claim.
+    replay: Option<replay::Replay>,
 }
 
 impl ShardWriter {
@@ -229,6 +241,24 @@ impl ShardWriter {
             let tip = listed_max.max(cursor) + 1;
             open_check::check_schema_before_claim(&root, &layout, manifest, tip, &schema).await?;
         }
+        // Replaying before the claim makes every entry the new writer must
+        // take (schema, batch count against maxMemtableBatches) a check that
+        // refuses the open without fencing; the claim then reads only what
+        // the previous writer appended since.
+        let replay = if config.enable_memtable {
+            let (epoch, generation) = latest.as_ref().map_or((1, 1), |m| {
+                (m.writer_epoch + 1, m.current_generation.max(1))
+            });
+            let limits = memtable_limits(&config);
+            let mut replay =
+                replay::Replay::new(&root, shard_id, cursor + 1, &stored, &limits, generation);
+            replay
+                .read_to_end(epoch, listed_max.max(cursor) + 1)
+                .await?;
+            Some(replay)
+        } else {
+            None
+        };
         Ok(CheckedOpen {
             root,
             shard_id,
@@ -239,6 +269,7 @@ impl ShardWriter {
             layout,
             manifests,
             listed_max,
+            replay,
         })
     }
 }
@@ -259,6 +290,7 @@ impl CheckedOpen {
             layout,
             manifests,
             listed_max,
+            replay,
         } = self;
         let claimed = manifests.claim_epoch(config.shard_spec_id).await?;
         let epoch = claimed.writer_epoch;
@@ -288,25 +320,33 @@ impl CheckedOpen {
         };
         let (closing, closing_rx) = tokio::sync::watch::channel(false);
         let (queue, memtables, flush_task) = if config.enable_memtable {
-            let limits = MemTableLimits {
-                capacity: config.max_memtable_batches as usize,
-                max_bytes: config.max_memtable_size,
-                max_unflushed_bytes: config.max_unflushed_memtable_bytes,
-                compression: config.flush_compression,
-                backpressure_log_interval: config.backpressure_log_interval,
-            };
+            let limits = memtable_limits(&config);
             let started = Instant::now();
-            let replayed = replay::replay(
-                &root,
-                shard_id,
-                epoch,
+            let from = (
                 claimed.replay_after_wal_entry_position + 1,
-                appender.next_position(),
-                &stored,
-                &limits,
                 claimed.current_generation.max(1),
-            )
-            .await?;
+            );
+            let replayed = match replay {
+                // The manifest moved on since (the previous writer flushed):
+                // what was replayed may be in a generation now; start over.
+                Some(mut replay) if replay.start() == from => {
+                    replay.read_to_end(epoch, appender.next_position()).await?;
+                    replay.finish()
+                }
+                _ => {
+                    replay::replay(
+                        &root,
+                        shard_id,
+                        epoch,
+                        from.0,
+                        appender.next_position(),
+                        &stored,
+                        &limits,
+                        from.1,
+                    )
+                    .await?
+                }
+            };
             if replayed.entries > 0 {
                 tracing::info!(
                     shard = %shard_id,

@@ -51,42 +51,102 @@ pub async fn replay(
     limits: &MemTableLimits,
     first_generation: u64,
 ) -> Result<Replayed> {
-    let tailer = WalTailer::new(root.clone(), shard).knowing_tip(tip);
-    let mut out = Replayed {
-        active: MemTable::new(first_generation, 0, limits.capacity, schema.clone()),
-        frozen: Vec::new(),
-        batches: 0,
-        entries: 0,
-        bytes: 0,
-        active_last_entry: 0,
-    };
-    let mut position = from;
-    'windows: loop {
-        for entry in read_window(&tailer, position).await? {
-            let Some(entry) = entry else { break 'windows };
-            position += 1;
-            if entry.epoch > epoch {
-                return Err(Error::fenced(format!(
-                    "WAL replay aborted: entry at position {} has epoch {}, newer than this writer's epoch {epoch} for shard {shard}; the writer is fenced",
-                    entry.position, entry.epoch
-                ))
-                .with_shard(shard));
-            }
-            let batches: Vec<RecordBatch> = entry
-                .batches
-                .into_iter()
-                .filter(|b| b.num_rows() > 0)
-                .collect();
-            if entry.fence_sentinel || batches.is_empty() {
-                continue;
-            }
-            insert_entry(&mut out, entry.position, batches, schema, limits)?;
+    let mut replay = Replay::new(root, shard, from, schema, limits, first_generation);
+    replay.read_to_end(epoch, tip).await?;
+    Ok(replay.finish())
+}
+
+/// A replay that can stop at the end of the WAL and go on later: an open
+/// replays before it claims (so that an entry it cannot take refuses the
+/// open before anyone is fenced) and then reads only what the previous
+/// writer appended since.
+pub struct Replay {
+    root: StorageRoot,
+    shard: uuid::Uuid,
+    schema: SchemaRef,
+    limits: MemTableLimits,
+    /// The replay cursor + 1 and the first generation this replay started
+    /// from: valid while the manifest still says so.
+    start: (u64, u64),
+    next: u64,
+    out: Replayed,
+}
+
+impl Replay {
+    pub fn new(
+        root: &StorageRoot,
+        shard: uuid::Uuid,
+        from: u64,
+        schema: &SchemaRef,
+        limits: &MemTableLimits,
+        first_generation: u64,
+    ) -> Self {
+        Self {
+            root: root.clone(),
+            shard,
+            schema: schema.clone(),
+            limits: *limits,
+            start: (from, first_generation),
+            next: from,
+            out: Replayed {
+                active: MemTable::new(first_generation, 0, limits.capacity, schema.clone()),
+                frozen: Vec::new(),
+                batches: 0,
+                entries: 0,
+                bytes: 0,
+                active_last_entry: 0,
+            },
         }
     }
-    if out.active.is_empty() {
-        out.active_last_entry = 0;
+
+    /// The position and generation this replay started from.
+    pub fn start(&self) -> (u64, u64) {
+        self.start
     }
-    Ok(out)
+
+    /// Read entries from where the last call stopped to the first missing
+    /// position at or above `tip` (below it a missing one is a hole).
+    pub async fn read_to_end(&mut self, epoch: u64, tip: u64) -> Result<()> {
+        let shard = self.shard;
+        let tailer = WalTailer::new(self.root.clone(), shard).knowing_tip(tip);
+        'windows: loop {
+            for entry in read_window(&tailer, self.next).await? {
+                let Some(entry) = entry else { break 'windows };
+                self.next += 1;
+                if entry.epoch > epoch {
+                    return Err(Error::fenced(format!(
+                        "WAL replay aborted: entry at position {} has epoch {}, newer than this writer's epoch {epoch} for shard {shard}; the writer is fenced",
+                        entry.position, entry.epoch
+                    ))
+                    .with_shard(shard));
+                }
+                let batches: Vec<RecordBatch> = entry
+                    .batches
+                    .into_iter()
+                    .filter(|b| b.num_rows() > 0)
+                    .collect();
+                if entry.fence_sentinel || batches.is_empty() {
+                    continue;
+                }
+                insert_entry(
+                    &mut self.out,
+                    entry.position,
+                    batches,
+                    &self.schema,
+                    &self.limits,
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn finish(self) -> Replayed {
+        let mut out = self.out;
+        if out.active.is_empty() {
+            out.active_last_entry = 0;
+        }
+        out
+    }
 }
 
 fn insert_entry(
