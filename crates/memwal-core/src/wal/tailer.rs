@@ -6,7 +6,9 @@
 //! docs/FORMAT.md §5.4). The tailer remembers the highest position it has
 //! seen: a miss below it is a hole. Above it, a miss is almost always the
 //! tip, so the WAL is LISTed at most once per [`RELIST_AFTER`], never on
-//! every poll.
+//! every poll, and less often (up to [`RELIST_AFTER_MAX`]) while the LISTs
+//! keep finding nothing past the tip: a follower idle at the tip of a long
+//! WAL must not cost a full LIST every few seconds.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -23,6 +25,8 @@ use crate::store::StorageRoot;
 
 /// How long a LIST of the WAL answers "is anything written past this miss?".
 const RELIST_AFTER: Duration = Duration::from_secs(10);
+/// The longest that answer is kept, after LISTs that found nothing new.
+const RELIST_AFTER_MAX: Duration = Duration::from_secs(600);
 
 /// What every clone of one tailer has learnt about the WAL.
 #[derive(Debug, Default)]
@@ -32,7 +36,8 @@ struct Known {
     /// A replay cursor read from the manifest; it only ever grows, so a
     /// stale value is a lower bound.
     cursor: AtomicU64,
-    last_list: Mutex<Option<Instant>>,
+    /// When the WAL was last LISTed, and how long that answer holds.
+    last_list: Mutex<Option<(Instant, Duration)>>,
 }
 
 impl Known {
@@ -40,15 +45,31 @@ impl Known {
         self.highest.fetch_max(position, Ordering::AcqRel);
     }
 
-    /// Whether a miss should LIST the WAL now; claims the LIST if so.
+    /// Whether a miss should LIST the WAL now; claims the LIST if so. Each
+    /// LIST holds twice as long as the one before, until one finds entries
+    /// past the miss ([`Known::listed_news`]).
     fn list_due(&self) -> bool {
         let mut last = self.last_list.lock().unwrap_or_else(|e| e.into_inner());
-        if last.is_some_and(|at| at.elapsed() < RELIST_AFTER) {
+        if last.is_some_and(|(at, hold)| at.elapsed() < hold) {
             return false;
         }
-        *last = Some(Instant::now());
+        *last = Some((Instant::now(), next_hold(last.map(|(_, hold)| hold))));
         true
     }
+
+    /// A LIST found entries past the miss: list again at the base period.
+    fn listed_news(&self) {
+        let mut last = self.last_list.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, hold)) = last.as_mut() {
+            *hold = RELIST_AFTER;
+        }
+    }
+}
+
+/// How long the next LIST holds, after one that held `previous` (`None`:
+/// the first LIST).
+fn next_hold(previous: Option<Duration>) -> Duration {
+    previous.map_or(RELIST_AFTER, |hold| (hold * 2).min(RELIST_AFTER_MAX))
 }
 
 /// Read-only access to one shard's WAL entries.
@@ -94,7 +115,7 @@ impl WalTailer {
             .known
             .last_list
             .lock()
-            .unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+            .unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), RELIST_AFTER));
         self
     }
 
@@ -149,6 +170,7 @@ impl WalTailer {
         if later <= position {
             return Ok(None);
         }
+        self.known.listed_news();
         // The LIST ran after the read: the entry may have been written since.
         if let Some(entry) = self.fetch(position).await? {
             return Ok(Some(entry));
@@ -191,7 +213,7 @@ impl WalTailer {
             .known
             .last_list
             .lock()
-            .unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+            .unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), RELIST_AFTER));
         if let Some(&max) = listed.iter().max() {
             self.known.saw(max);
         }
@@ -213,5 +235,30 @@ impl WalTailer {
             None => 0,
         };
         next_free_position(&self.root, self.layout(), hint).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quiet_lists_hold_longer_up_to_the_cap_and_news_resets_them() {
+        let mut holds = vec![next_hold(None)];
+        while holds.len() < 12 {
+            holds.push(next_hold(holds.last().copied()));
+        }
+        assert_eq!(holds[0], RELIST_AFTER);
+        assert_eq!(holds[1], RELIST_AFTER * 2);
+        assert!(holds.windows(2).all(|w| w[0] <= w[1]));
+        assert_eq!(holds[11], RELIST_AFTER_MAX);
+
+        let known = Known::default();
+        assert!(known.list_due(), "the first miss lists");
+        assert!(!known.list_due(), "a fresh LIST answers the next miss");
+        *known.last_list.lock().unwrap() = Some((Instant::now(), RELIST_AFTER_MAX));
+        known.listed_news();
+        let hold = known.last_list.lock().unwrap().map(|(_, hold)| hold);
+        assert_eq!(hold, Some(RELIST_AFTER));
     }
 }
