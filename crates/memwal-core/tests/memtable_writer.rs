@@ -1021,6 +1021,37 @@ fn reopen_options(shard: uuid::Uuid) -> OpenOptions {
     }
 }
 
+/// What an aborted open leaves: `check_open` (the half an `AbortSignal`
+/// can stop) writes nothing, so dropping it leaves the writer in place
+/// untouched; `claim` on a later check takes the shard over.
+#[tokio::test]
+async fn a_checked_open_writes_nothing_until_it_claims() {
+    let root = test_root("mt-checked-open");
+    let shard = uuid::Uuid::new_v4();
+    let a = open(&root, Some(shard), memtable()).await;
+    a.put(vec![batch(0, 4)]).await.unwrap();
+    let before = manifest(&root, shard).await;
+    let checked = ShardWriter::check_open(root.clone(), reopen_options(shard))
+        .await
+        .unwrap();
+    drop(checked);
+    assert_eq!(manifest(&root, shard).await, before);
+    a.put(vec![batch(4, 4)]).await.unwrap();
+    a.close().await.unwrap();
+    let b = ShardWriter::check_open(root.clone(), reopen_options(shard))
+        .await
+        .unwrap()
+        .claim()
+        .await
+        .unwrap();
+    assert_eq!(b.epoch(), before.writer_epoch + 1);
+    b.close().await.unwrap();
+    assert_eq!(
+        ids(&flushed_rows(&root, shard).await),
+        (0..8).collect::<Vec<_>>()
+    );
+}
+
 /// Issue 15, item 3: five entries, no close, entry 3 lost. The open used to
 /// replay 1–2, put its sentinel at 6 and let its first flush move the
 /// replay cursor over the hole, losing 4–5 for good. Now it names the hole
