@@ -76,13 +76,12 @@ openShardWriter(process.argv[1], { schema: table.schema, config: { enableMemtabl
     console.log(JSON.stringify({ end: r.batchPositions.end, durable: w.walStats().durableBatchPosition }))))
 `
 
-it('a waiting durable put keeps Node running until it resolves; an idle unclosed writer does not', async () => {
-  const root = tempRoot()
-  cleanups.push(root.cleanup)
-  // Nothing but the put is pending in the child: without the hold Node
-  // would exit before the WAL write completes and print nothing; without
-  // the release it would never exit (the writer is left open).
-  const child = spawn(process.execPath, ['-e', CHILD, root.uri], { cwd: resolve(__dirname, '..') })
+/** Run `script` in a child Node with `arg`; it must exit by itself within 20 s. */
+async function runToExit(
+  script: string,
+  arg: string,
+): Promise<{ code: number | null; out: string; err: string }> {
+  const child = spawn(process.execPath, ['-e', script, arg], { cwd: resolve(__dirname, '..') })
   let out = ''
   let err = ''
   child.stdout.on('data', (chunk: Buffer) => {
@@ -101,6 +100,16 @@ it('a waiting durable put keeps Node running until it resolves; an idle unclosed
       done(exitCode)
     })
   })
+  return { code, out, err }
+}
+
+it('a waiting durable put keeps Node running until it resolves; an idle unclosed writer does not', async () => {
+  const root = tempRoot()
+  cleanups.push(root.cleanup)
+  // Nothing but the put is pending in the child: without the hold Node
+  // would exit before the WAL write completes and print nothing; without
+  // the release it would never exit (the writer is left open).
+  const { code, out, err } = await runToExit(CHILD, root.uri)
   expect(err).toBe('')
   expect(code).toBe(0)
   expect(JSON.parse(out)).toEqual({ end: 1, durable: 1 })
@@ -127,27 +136,7 @@ main()
 it('non-durable puts of a writer never closed reach the WAL when main returns', async () => {
   const root = tempRoot()
   cleanups.push(root.cleanup)
-  const child = spawn(process.execPath, ['-e', NON_DURABLE_CHILD, root.uri], {
-    cwd: resolve(__dirname, '..'),
-  })
-  let out = ''
-  let err = ''
-  child.stdout.on('data', (chunk: Buffer) => {
-    out += chunk.toString()
-  })
-  child.stderr.on('data', (chunk: Buffer) => {
-    err += chunk.toString()
-  })
-  const code = await new Promise<number | null>((done, fail) => {
-    const timer = setTimeout(() => {
-      child.kill()
-      fail(new Error(`the child did not exit on its own; stdout: ${out} stderr: ${err}`))
-    }, 20_000)
-    child.on('exit', (exitCode) => {
-      clearTimeout(timer)
-      done(exitCode)
-    })
-  })
+  const { code, out, err } = await runToExit(NON_DURABLE_CHILD, root.uri)
   expect(err).toBe('')
   expect(code).toBe(0)
   const reader = await openShardReader(root.uri, out.trim())
