@@ -137,9 +137,11 @@ impl ShardWriter {
             let limits = memtable_limits(&config);
             let mut replay =
                 replay::Replay::new(&root, shard_id, cursor + 1, &stored, &limits, generation);
-            replay
-                .read_to_end(epoch, listed_max.max(cursor) + 1)
-                .await?;
+            // The listing saw nothing past the cursor: nothing to read yet
+            // (a new shard's open costs no reads here).
+            if listed_max > cursor {
+                replay.read_to_end(epoch, listed_max + 1).await?;
+            }
             Some(replay)
         } else {
             None
