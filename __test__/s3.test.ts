@@ -113,15 +113,18 @@ describe('s3:// roots', () => {
     const endpoint = `http://AKIA-ID:${SECRET}@127.0.0.1:${port}`
     const options: StorageOptions = { ...storageOptions, endpoint, maxRetries: 0 }
     const schema = events(0, 1).schema
+    // One at a time: an open started early would reject with no handler
+    // attached while an earlier one is still awaited.
     const opens = [
-      openShardWriter(`s3://${BUCKET}/x`, { schema, storageOptions: options }),
-      openShardReader(`s3://${BUCKET}/x`, crypto.randomUUID(), { storageOptions: options }),
-      openWalTailer(`s3://${BUCKET}/x`, crypto.randomUUID(), { storageOptions: options }).then(
-        (tailer) => tailer.nextPosition(),
-      ),
+      () => openShardWriter(`s3://${BUCKET}/x`, { schema, storageOptions: options }),
+      () => openShardReader(`s3://${BUCKET}/x`, crypto.randomUUID(), { storageOptions: options }),
+      () =>
+        openWalTailer(`s3://${BUCKET}/x`, crypto.randomUUID(), { storageOptions: options }).then(
+          (tailer) => tailer.nextPosition(),
+        ),
     ]
     for (const open of opens) {
-      const error = await rejectsWith(open, 'IO')
+      const error = await rejectsWith(open(), 'IO')
       for (const text of [error.message, inspect(error), JSON.stringify(error), String(error)]) {
         expect(text).not.toContain(SECRET)
         expect(text).not.toContain('AKIA-ID')
@@ -262,6 +265,11 @@ describe('s3:// roots on broken endpoints', () => {
         'openShardReader',
         (signal) =>
           openShardReader('s3://silent-bucket/x', crypto.randomUUID(), { storageOptions, signal }),
+      ],
+      [
+        'openWalTailer',
+        (signal) =>
+          openWalTailer('s3://silent-bucket/x', crypto.randomUUID(), { storageOptions, signal }),
       ],
     ]
     for (const [name, open] of opens) {
