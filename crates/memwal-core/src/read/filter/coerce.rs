@@ -11,7 +11,7 @@ use arrow_array::types::{
 };
 use arrow_array::{new_null_array, ArrayRef, BinaryArray, BooleanArray, StringArray};
 use arrow_cast::cast::cast_with_options;
-use arrow_schema::{DataType, TimeUnit};
+use arrow_schema::{DataType, TimeUnit, DECIMAL128_MAX_PRECISION, DECIMAL256_MAX_PRECISION};
 use sqlparser::ast::{Expr, Spanned};
 
 use super::bind::Lit;
@@ -178,6 +178,12 @@ pub(super) fn coerce(
                 cast_with_options(&array, &DataType::Float64, &strict()).map_err(cannot_convert)?;
             (DataType::Float64, array)
         }
+        Lit::Number(text) if decimal_widened(&target, text).is_some() => {
+            let wide = decimal_widened(&target, text).unwrap_or(DataType::Float64);
+            let array = StringArray::from(vec![text.as_str()]);
+            let array = cast_with_options(&array, &wide, &strict()).map_err(cannot_convert)?;
+            (wide, array)
+        }
         Lit::Number(text) if target.is_numeric() => {
             let array = StringArray::from(vec![text.as_str()]);
             let array = cast_with_options(&array, &target, &strict()).map_err(|err| {
@@ -261,6 +267,46 @@ fn relabel_timezone(array: &ArrayRef, unit: TimeUnit, tz: Arc<str>) -> ArrayRef 
                 .with_timezone(tz),
         ),
     }
+}
+
+/// The type a decimal column of type `target` is compared at with the number
+/// `text`, when the number has more fractional digits than the column's
+/// scale; `None` when the column's own type holds it.
+///
+/// Casting such a number to the column's type would round it (1.849 becomes
+/// 1.85 at scale 2) and select the wrong rows, so the column is widened to
+/// the number's scale instead, which is exact, up to the largest decimal
+/// precision; past that both sides are compared as Float64.
+fn decimal_widened(target: &DataType, text: &str) -> Option<DataType> {
+    let (precision, scale) = match target {
+        DataType::Decimal32(p, s) | DataType::Decimal64(p, s) => (*p, *s),
+        DataType::Decimal128(p, s) | DataType::Decimal256(p, s) => (*p, *s),
+        _ => return None,
+    };
+    let digits = fraction_digits(text)?;
+    if digits <= i32::from(scale) {
+        return None;
+    }
+    let wider = i32::from(precision) + digits - i32::from(scale);
+    let scale = i8::try_from(digits).ok();
+    Some(match (u8::try_from(wider).ok(), scale) {
+        (Some(p), Some(s)) if p <= DECIMAL128_MAX_PRECISION => DataType::Decimal128(p, s),
+        (Some(p), Some(s)) if p <= DECIMAL256_MAX_PRECISION => DataType::Decimal256(p, s),
+        _ => DataType::Float64,
+    })
+}
+
+/// The number of significant fractional digits of a number literal
+/// (`1.250` has 2, `125e-4` has 4, `1.5e3` has 0), or `None` if it is not a
+/// plain decimal number.
+fn fraction_digits(text: &str) -> Option<i32> {
+    let (mantissa, exponent) = match text.find(['e', 'E']) {
+        Some(at) => (&text[..at], text[at + 1..].parse::<i32>().ok()?),
+        None => (text, 0),
+    };
+    let fraction = mantissa.split_once('.').map_or("", |(_, f)| f);
+    let digits = i32::try_from(fraction.trim_end_matches('0').len()).ok()?;
+    Some(digits.saturating_sub(exponent).max(0))
 }
 
 fn is_integral(text: &str) -> bool {
@@ -356,6 +402,17 @@ mod tests {
         assert_eq!(eval("price = 1.5"), vec![T, F, N]);
         assert_eq!(eval("price > 2"), vec![F, T, N]);
         assert_eq!(eval("price IN (2.75, 3)"), vec![F, T, N]);
+        // Finer literals than the column's scale are not rounded to it.
+        assert_eq!(eval("price = 1.499"), vec![F, F, N]);
+        assert_eq!(eval("price >= 1.501"), vec![F, T, N]);
+        assert_eq!(eval("price < 1.5001"), vec![T, F, N]);
+        assert_eq!(eval("price = 1.5000"), vec![T, F, N]);
+        assert_eq!(eval("price = 15e-1"), vec![T, F, N]);
+        assert_eq!(eval("price BETWEEN 1.4999 AND 2.7501"), vec![T, T, N]);
+        assert_eq!(
+            eval(&format!("price < 1.{}", "5".repeat(60))),
+            vec![T, F, N]
+        );
         // A literal without an offset is local time in the column's zone.
         assert_eq!(eval("at = '2024-01-01 02:00:00'"), vec![F, T, F]);
         assert_eq!(eval("at >= '2024-01-01T01:00:00Z'"), vec![F, T, T]);
