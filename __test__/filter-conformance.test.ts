@@ -7,7 +7,7 @@
 // keeps them all in its WAL, shard B flushes two generations and keeps the
 // last third in its MemTable and WAL. Lance takes shard A over, which replays
 // the WAL into its MemTable, and evaluates every filter there (Lance cannot
-// open memwal's Parquet generations, docs/FORMAT.md section 12).
+// open memwal's Parquet generations, docs/FORMAT.md section 13).
 import { execFileSync } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
