@@ -7,7 +7,7 @@ pub mod alloc;
 pub mod copy_pool;
 pub mod error;
 pub mod flush;
-pub mod layout;
+pub mod format;
 pub mod manifest;
 pub mod memtable;
 pub mod read;
@@ -17,7 +17,7 @@ pub mod wal;
 pub mod writer;
 
 pub use error::{Error, ErrorCode, Result};
-pub use layout::{parse_shard_id, ShardLayout};
+pub use format::{parse_shard_id, ShardLayout};
 pub use store::{StorageOptions, StorageRoot};
 pub use wal::{WalEntry, WalTailer};
 pub use writer::{

@@ -13,7 +13,7 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
 use crate::error::{Error, Result};
-use crate::layout::ShardLayout;
+use crate::format::layout::{generation_dir_name, ShardLayout};
 use crate::manifest::FlushedGeneration;
 use crate::memtable::MemTable;
 #[cfg(unix)]
@@ -214,8 +214,8 @@ pub async fn write_generation(
     table: &Arc<MemTable>,
     compression: FlushCompression,
 ) -> Result<FlushedGeneration> {
-    let folder = format!("{:08x}_gen_{}", rand::random::<u32>(), table.generation());
-    let path = root.path(&format!("{}/{folder}/data.parquet", layout.shard_dir()));
+    let folder = generation_dir_name(rand::random::<u32>(), table.generation());
+    let path = root.path(&layout.generation_file(&folder));
     let outcome = write_file(root, &path, table, compression).await?;
     if outcome == CreateOutcome::AlreadyExists {
         return Err(Error::io(format!(

@@ -37,10 +37,10 @@ use super::filter::ColumnRange;
 use super::newest::NewestPerKey;
 use super::scan::{RowWindow, ScanPlan, ScanRequest};
 use crate::error::{Error, ErrorCode, Result};
-use crate::layout::ShardLayout;
+use crate::format::layout::ShardLayout;
+use crate::format::primary_key::primary_key_columns;
+use crate::format::tombstone::{self, TOMBSTONE_COLUMN};
 use crate::manifest::{FlushedGeneration, ManifestStore};
-use crate::memtable::primary_key::primary_key_columns;
-use crate::memtable::tombstone::{self, TOMBSTONE_COLUMN};
 use crate::store::StorageRoot;
 use crate::wal::WalTailer;
 
@@ -386,7 +386,7 @@ pub(crate) async fn generation_footer(
     layout: &ShardLayout,
     g: &FlushedGeneration,
 ) -> Result<(object_store::path::Path, ArrowReaderMetadata)> {
-    let location = root.path(&format!("{}/{}/data.parquet", layout.shard_dir(), g.path));
+    let location = root.path(&layout.generation_file(&g.path));
     let mut reader = ParquetObjectReader::new(root.store().clone(), location.clone());
     let metadata = ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::new())
         .await

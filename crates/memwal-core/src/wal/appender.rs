@@ -11,7 +11,7 @@ use object_store::PutPayload;
 use super::codec::encode_fence_sentinel;
 use super::discover::next_free_position;
 use crate::error::{Error, ErrorCode, Result};
-use crate::layout::ShardLayout;
+use crate::format::layout::ShardLayout;
 use crate::manifest::ManifestStore;
 use crate::store::{CreateOutcome, StorageRoot};
 

@@ -5,7 +5,6 @@ pub mod appender;
 pub mod codec;
 pub mod discover;
 pub mod holes;
-pub mod names;
 pub mod tailer;
 
 pub use appender::{RetryPolicy, WalAppender};
@@ -13,9 +12,6 @@ pub use codec::{
     decode_entry, encode_entry, encode_entry_payload, encode_fence_sentinel, WalEntry,
 };
 pub use tailer::WalTailer;
-
-/// File extension of WAL entries (the content is an IPC *stream*).
-pub const WAL_EXT: &str = "arrow";
 
 /// First position of every WAL; 0 means "nothing".
 pub const FIRST_POSITION: u64 = 1;

@@ -19,7 +19,7 @@ use super::discover::{listed_positions, next_free_position};
 use super::holes::{first_hole, hole_error};
 use super::FIRST_POSITION;
 use crate::error::{Error, Result};
-use crate::layout::ShardLayout;
+use crate::format::layout::ShardLayout;
 use crate::manifest::ManifestStore;
 use crate::store::StorageRoot;
 

@@ -17,7 +17,7 @@ use super::stats::WriterCounters;
 use super::wal_queue::WalQueue;
 use crate::error::{Error, ErrorCode, Result};
 use crate::flush::{commit_generation, write_generation, FlushCompression};
-use crate::layout::ShardLayout;
+use crate::format::layout::ShardLayout;
 use crate::manifest::{FlushedGeneration, ManifestStore};
 use crate::memtable::MemTable;
 use crate::store::StorageRoot;

@@ -31,10 +31,10 @@ pub use stats::{HealthState, WriterCounters, WriterHealth, WriterStats};
 pub use wal_queue::{Progress, QueueStats};
 
 use crate::error::{Error, ErrorCode, Result};
-use crate::layout::ShardLayout;
+use crate::format::layout::ShardLayout;
+use crate::format::tombstone;
 use crate::manifest::{ManifestStore, ShardManifest};
 use crate::memtable::batch_store::estimate_batch_bytes;
-use crate::memtable::tombstone;
 use durable_acks::DurableAcks;
 use memtable_mode::MemTables;
 use wal_queue::WalQueue;
@@ -154,7 +154,7 @@ impl ShardWriter {
 
     /// Primary-key columns, from the schema's field metadata (may be empty).
     pub fn primary_key(&self) -> Vec<String> {
-        crate::memtable::primary_key::primary_key_columns(&self.inner.schema)
+        crate::format::primary_key::primary_key_columns(&self.inner.schema)
     }
 
     fn shard_err(&self, err: Error) -> Error {

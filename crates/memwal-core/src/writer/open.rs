@@ -15,11 +15,11 @@ use super::stats::WriterCounters;
 use super::wal_queue::{QueueTriggers, WalQueue};
 use super::{batch_rules, open_check, replay, Inner, OpenOptions, ShardWriter, ShardWriterConfig};
 use crate::error::{Error, Result};
-use crate::layout::ShardLayout;
+use crate::format::layout::ShardLayout;
+use crate::format::tombstone;
+use crate::format::TOMBSTONE_COLUMN;
 use crate::manifest::ManifestStore;
-use crate::memtable::tombstone;
 use crate::store::StorageRoot;
-use crate::wal::codec::TOMBSTONE_COLUMN;
 use crate::wal::holes::check_before_claim;
 use crate::wal::{RetryPolicy, WalAppender};
 fn validate_writer_schema(schema: &SchemaRef) -> Result<()> {
