@@ -18,8 +18,9 @@ pub mod writer;
 
 pub use error::{Error, ErrorCode, Result};
 pub use format::{parse_shard_id, ShardLayout};
+pub use read::WalTailer;
 pub use store::{StorageOptions, StorageRoot};
-pub use wal::{WalEntry, WalTailer};
+pub use wal::WalEntry;
 pub use writer::{
     CheckedOpen, DurableListener, DurableProgress, HealthState, OpenOptions, PutNow, PutResult,
     ShardWriter, ShardWriterConfig, WalStats, WriterHealth, WriterStats,

@@ -10,7 +10,7 @@ use common::fault_store::{FailMode, FaultStore, Op, RandomFaults};
 use common::*;
 use memwal_core::format::layout::ShardLayout;
 use memwal_core::manifest::ManifestStore;
-use memwal_core::wal::WalTailer;
+use memwal_core::WalTailer;
 use memwal_core::{
     DurableProgress, ErrorCode, OpenOptions, PutNow, ShardWriter, ShardWriterConfig, StorageRoot,
 };

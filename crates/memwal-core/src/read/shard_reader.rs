@@ -36,13 +36,13 @@ use parquet::arrow::ProjectionMask;
 use super::filter::ColumnRange;
 use super::newest::NewestPerKey;
 use super::scan::{RowWindow, ScanPlan, ScanRequest};
+use super::tailer::WalTailer;
 use crate::error::{Error, ErrorCode, Result};
 use crate::format::layout::ShardLayout;
 use crate::format::primary_key::primary_key_columns;
 use crate::format::tombstone::{self, TOMBSTONE_COLUMN};
 use crate::manifest::{FlushedGeneration, ManifestStore};
 use crate::store::StorageRoot;
-use crate::wal::WalTailer;
 
 /// One flushed generation as the snapshot lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,6 +5,7 @@ mod backpressure;
 mod batch_rules;
 mod config;
 mod durable_acks;
+mod fencing;
 mod memtable_mode;
 mod open;
 mod open_check;

@@ -189,9 +189,16 @@ impl CheckedOpen {
             max_retries: config.max_wal_persist_retries,
             base_delay: config.wal_persist_retry_base_delay,
         };
-        let mut appender = WalAppender::open(root.clone(), manifests.clone(), epoch, hint, retry)
-            .await
-            .map_err(|e| e.with_shard(shard_id))?;
+        let mut appender = WalAppender::open(
+            root.clone(),
+            layout.clone(),
+            manifests.clone(),
+            epoch,
+            hint,
+            retry,
+        )
+        .await
+        .map_err(|e| e.with_shard(shard_id))?;
         if epoch >= 2 {
             appender
                 .write_fence_sentinel()

@@ -10,8 +10,9 @@ use crate::error::{Error, Result};
 use crate::format::tombstone;
 use crate::memtable::batch_store::estimate_batch_bytes;
 use crate::memtable::MemTable;
+use crate::read::WalTailer;
 use crate::store::StorageRoot;
-use crate::wal::{WalEntry, WalTailer};
+use crate::wal::WalEntry;
 
 /// Entries fetched concurrently while replaying.
 const READ_AHEAD: u64 = 8;
