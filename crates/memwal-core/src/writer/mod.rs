@@ -6,7 +6,7 @@ mod batch_rules;
 mod config;
 mod durable_acks;
 mod fencing;
-mod memtable_mode;
+mod flushing;
 mod open;
 mod open_check;
 mod replay;
@@ -24,9 +24,9 @@ use arrow_schema::SchemaRef;
 use tokio::sync::OnceCell;
 use tokio::task::JoinHandle;
 
+pub use crate::memtable::{FlushProgress, MemTableStats};
 pub use config::ShardWriterConfig;
 pub use durable_acks::{DurableListener, DurableProgress};
-pub use memtable_mode::{FlushProgress, MemTableStats};
 pub use open::CheckedOpen;
 pub use stats::{HealthState, WriterCounters, WriterHealth, WriterStats};
 pub use wal_queue::{Progress, QueueStats};
@@ -36,8 +36,8 @@ use crate::format::layout::ShardLayout;
 use crate::format::tombstone;
 use crate::manifest::{ManifestStore, ShardManifest};
 use crate::memtable::batch_store::estimate_batch_bytes;
+use crate::memtable::MemTables;
 use durable_acks::DurableAcks;
-use memtable_mode::MemTables;
 use wal_queue::WalQueue;
 
 /// What a writer is opened with besides the storage root.
@@ -298,10 +298,15 @@ impl ShardWriter {
         let durable = self.inner.config.durable_write;
         match &self.inner.memtables {
             Some(tables) => {
-                tables
-                    .wait_for_budget(&self.inner.queue, &self.inner.counters)
-                    .await
-                    .map_err(|e| self.shard_err(e))?;
+                let log_every = self.inner.config.backpressure_log_interval;
+                flushing::wait_for_budget(
+                    tables,
+                    &self.inner.queue,
+                    &self.inner.counters,
+                    log_every,
+                )
+                .await
+                .map_err(|e| self.shard_err(e))?;
                 self.ensure_usable()?;
             }
             None => self.wait_for_budget().await?,
