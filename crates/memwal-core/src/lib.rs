@@ -2,9 +2,8 @@
 //! local disk or object storage, wire-compatible with Lance MemWAL.
 //!
 //! The crate has no Node.js types; `memwal-node` wraps it for JavaScript.
+//! The addon's allocator policy lives in `memwal-alloc`, not here.
 
-pub mod alloc;
-pub mod copy_pool;
 pub mod error;
 pub mod flush;
 pub mod format;

@@ -7,7 +7,7 @@ mod parquet_file;
 pub mod scheduler;
 pub mod writable;
 
-pub use parquet_file::{write_generation, FlushCompression};
+pub use parquet_file::{write_generation, FlushCompression, MAX_PAGE_BUFFER_BYTES};
 pub use scheduler::{FlushHost, Flusher};
 
 use crate::error::Result;
