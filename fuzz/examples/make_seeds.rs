@@ -12,9 +12,9 @@ use arrow_array::{
     StructArray,
 };
 use arrow_schema::{DataType, Field, Schema};
+use memwal_core::format::primary_key::PRIMARY_KEY_METADATA;
+use memwal_core::format::TOMBSTONE_COLUMN;
 use memwal_core::manifest::{FlushedGeneration, ShardFieldEntry, ShardManifest, ShardStatus};
-use memwal_core::memtable::primary_key::PRIMARY_KEY_METADATA;
-use memwal_core::wal::codec::TOMBSTONE_COLUMN;
 use memwal_core::wal::{encode_entry, encode_fence_sentinel};
 use memwal_fuzz::{MANIFEST_SHARD, MANIFEST_VERSION, MAX_LEN};
 use prost::Message;

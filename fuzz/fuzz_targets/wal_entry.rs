@@ -7,10 +7,10 @@ use arrow_cast::display::{ArrayFormatter, FormatOptions};
 use arrow_schema::Schema;
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
+use memwal_core::format::primary_key::primary_key_columns;
+use memwal_core::format::tombstone;
+use memwal_core::format::TOMBSTONE_COLUMN;
 use memwal_core::memtable::batch_store::estimate_batch_bytes;
-use memwal_core::memtable::primary_key::primary_key_columns;
-use memwal_core::memtable::tombstone;
-use memwal_core::wal::codec::TOMBSTONE_COLUMN;
 use memwal_core::wal::{decode_entry, encode_entry};
 
 /// Formatting is per value; past this many rows a batch is only sampled.

@@ -2,12 +2,11 @@
 //! local disk or object storage, wire-compatible with Lance MemWAL.
 //!
 //! The crate has no Node.js types; `memwal-node` wraps it for JavaScript.
+//! The addon's allocator policy lives in `memwal-alloc`, not here.
 
-pub mod alloc;
-pub mod copy_pool;
 pub mod error;
 pub mod flush;
-pub mod layout;
+pub mod format;
 pub mod manifest;
 pub mod memtable;
 pub mod read;
@@ -17,9 +16,10 @@ pub mod wal;
 pub mod writer;
 
 pub use error::{Error, ErrorCode, Result};
-pub use layout::{parse_shard_id, ShardLayout};
+pub use format::{parse_shard_id, ShardLayout};
+pub use read::WalTailer;
 pub use store::{StorageOptions, StorageRoot};
-pub use wal::{WalEntry, WalTailer};
+pub use wal::WalEntry;
 pub use writer::{
     CheckedOpen, DurableListener, DurableProgress, HealthState, OpenOptions, PutNow, PutResult,
     ShardWriter, ShardWriterConfig, WalStats, WriterHealth, WriterStats,

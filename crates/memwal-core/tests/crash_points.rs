@@ -178,7 +178,7 @@ async fn a_crash_after_any_write_to_the_local_filesystem_keeps_every_acknowledge
 }
 
 async fn clean_manifest_exists(root: &StorageRoot, shard: uuid::Uuid) -> bool {
-    use memwal_core::layout::ShardLayout;
+    use memwal_core::format::layout::ShardLayout;
     use memwal_core::manifest::ManifestStore;
     ManifestStore::new(root.clone(), ShardLayout::new(shard), 2)
         .read_latest()

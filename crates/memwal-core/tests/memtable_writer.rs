@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use common::fault_store::{FailMode, FaultStore};
 use common::*;
-use memwal_core::layout::ShardLayout;
+use memwal_core::format::layout::ShardLayout;
 use memwal_core::manifest::{ManifestStore, ShardManifest};
-use memwal_core::wal::{encode_entry, WalTailer};
+use memwal_core::wal::encode_entry;
+use memwal_core::WalTailer;
 use memwal_core::{ErrorCode, OpenOptions, ShardWriter, ShardWriterConfig, StorageRoot};
 use object_store::memory::InMemory;
 use object_store::path::Path;
@@ -775,7 +776,7 @@ fn keyed_schema() -> arrow_schema::SchemaRef {
     fields[0] = fields[0]
         .clone()
         .with_metadata(std::collections::HashMap::from([(
-            memwal_core::memtable::primary_key::PRIMARY_KEY_METADATA.to_string(),
+            memwal_core::format::primary_key::PRIMARY_KEY_METADATA.to_string(),
             "true".to_string(),
         )]));
     Arc::new(Schema::new(fields))
@@ -910,7 +911,7 @@ async fn a_delete_key_beyond_its_decimal_precision_is_refused() {
     use arrow_schema::{DataType, Field, Schema};
     let key = Field::new("k", DataType::Decimal128(9, 2), false).with_metadata(
         std::collections::HashMap::from([(
-            memwal_core::memtable::primary_key::PRIMARY_KEY_METADATA.to_string(),
+            memwal_core::format::primary_key::PRIMARY_KEY_METADATA.to_string(),
             "true".to_string(),
         )]),
     );

@@ -10,7 +10,7 @@ use arrow_array::{Array, Int64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use common::fault_store::{FailMode, FaultStore};
 use common::*;
-use memwal_core::memtable::primary_key::PRIMARY_KEY_METADATA;
+use memwal_core::format::primary_key::PRIMARY_KEY_METADATA;
 use memwal_core::read::scan::ScanRequest;
 use memwal_core::read::shard_reader::ShardReader;
 use memwal_core::{ErrorCode, OpenOptions, ShardWriter, ShardWriterConfig, StorageRoot};

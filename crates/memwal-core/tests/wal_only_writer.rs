@@ -8,9 +8,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::fault_store::{FailMode, FaultStore, Op, RandomFaults};
 use common::*;
-use memwal_core::layout::ShardLayout;
+use memwal_core::format::layout::ShardLayout;
 use memwal_core::manifest::ManifestStore;
-use memwal_core::wal::WalTailer;
+use memwal_core::WalTailer;
 use memwal_core::{
     DurableProgress, ErrorCode, OpenOptions, PutNow, ShardWriter, ShardWriterConfig, StorageRoot,
 };
@@ -777,7 +777,7 @@ async fn a_garbage_manifest_makes_open_fail_cleanly() {
     let path = format!(
         "{}/{}",
         layout.manifest_dir(),
-        memwal_core::wal::names::bit_reversed_name(2, "binpb")
+        memwal_core::format::names::bit_reversed_name(2, "binpb")
     );
     root.put(&root.path(&path), Bytes::from_static(b"\x08\x02\xff\xff"))
         .await

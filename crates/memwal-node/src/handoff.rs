@@ -7,7 +7,7 @@
 //! validity first (`None` when there are no nulls), each as the typed array
 //! apache-arrow holds it. The dictionary of a dictionary column follows its
 //! indices as one more subtree. Each buffer is copied once, into aligned memory from the
-//! process's put-copy pool (`memwal_core::copy_pool`), before the call
+//! process's put-copy pool (`memwal_alloc::copy_pool`), before the call
 //! returns; JS keeps no claim on anything afterwards.
 //!
 //! apache-arrow keeps every buffer but the bitmaps starting at the node's
@@ -21,7 +21,7 @@ use arrow_array::{make_array, RecordBatch, RecordBatchOptions};
 use arrow_buffer::{BooleanBuffer, Buffer, NullBuffer};
 use arrow_data::{ArrayData, ArrayDataBuilder};
 use arrow_schema::{DataType, SchemaRef};
-use memwal_core::copy_pool::CopyPool;
+use memwal_alloc::CopyPool;
 use memwal_core::{Error, Result};
 
 /// Numbers per node in the node list.

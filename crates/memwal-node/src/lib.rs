@@ -11,8 +11,8 @@
 /// 5.3x with glibc, 4.1x with mimalloc alone). Large buffers therefore get
 /// their own pages, returned on free; mimalloc serves the small ones.
 #[global_allocator]
-static ALLOCATOR: memwal_core::alloc::LargeAllocsMapped<mimalloc::MiMalloc> =
-    memwal_core::alloc::LargeAllocsMapped::new(mimalloc::MiMalloc);
+static ALLOCATOR: memwal_alloc::LargeAllocsMapped<mimalloc::MiMalloc> =
+    memwal_alloc::LargeAllocsMapped::new(mimalloc::MiMalloc);
 
 mod abort;
 mod errors;

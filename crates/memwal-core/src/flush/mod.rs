@@ -1,11 +1,14 @@
 //! Turning a frozen MemTable into a flushed generation: its Parquet file
-//! first, then the manifest commit that makes it part of the shard.
+//! first, then the manifest commit that makes it part of the shard; the
+//! scheduler runs both for every MemTable the writer freezes.
 
 mod encoder_threads;
 mod parquet_file;
+pub mod scheduler;
 pub mod writable;
 
-pub use parquet_file::{write_generation, FlushCompression};
+pub use parquet_file::{write_generation, FlushCompression, MAX_PAGE_BUFFER_BYTES};
+pub use scheduler::{FlushHost, Flusher};
 
 use crate::error::Result;
 use crate::manifest::{FlushedGeneration, ManifestStore, ShardManifest};

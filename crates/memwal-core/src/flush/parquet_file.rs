@@ -13,7 +13,7 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
 use crate::error::{Error, Result};
-use crate::layout::ShardLayout;
+use crate::format::layout::{generation_dir_name, ShardLayout};
 use crate::manifest::FlushedGeneration;
 use crate::memtable::MemTable;
 #[cfg(unix)]
@@ -66,19 +66,25 @@ impl FlushCompression {
 /// encoded. Wide rows (vectors) reach this size well before the row limit.
 const MAX_ROW_GROUP_BYTES: usize = 8 << 20;
 
-/// Data pages are encoded in buffers of about this size (the value buffer,
-/// its compressed copy, the page itself). Kept well under
-/// [`DIRECT_MAP_THRESHOLD`](crate::alloc::DIRECT_MAP_THRESHOLD), even after a
-/// `Vec` doubles, so that the allocator recycles them: with parquet-rs's
-/// 1 MiB default every page took fresh mappings, and the page faults,
-/// zeroing and unmapping of those cost a fifth of a sustained ingest's CPU.
+/// The largest buffer a data page should need (the value buffer, its
+/// compressed copy, the page itself). The Node addon's allocator maps every
+/// allocation of `memwal_alloc::DIRECT_MAP_THRESHOLD` (256 KiB) or more on
+/// pages of its own (crates/memwal-alloc/src/mapped.rs has the measurement);
+/// staying at half of that, even after a `Vec` doubles, lets the allocator
+/// recycle page buffers: with parquet-rs's 1 MiB default every page took
+/// fresh mappings, and the page faults, zeroing and unmapping of those cost
+/// a fifth of a sustained ingest's CPU. memwal-alloc tests the two agree.
+pub const MAX_PAGE_BUFFER_BYTES: usize = 128 * 1024;
+
+/// Data pages are encoded in buffers of about this size, under
+/// [`MAX_PAGE_BUFFER_BYTES`] with room for a page's overshoot.
 const DATA_PAGE_BYTES: usize = 96 * 1024;
 
 /// Dictionary encoding only where values tend to repeat: top-level strings,
 /// binaries and Arrow dictionaries. Elsewhere, above all in float vectors, it
 /// hashes every value only to fall back to plain pages once the dictionary
 /// fills up, and cost most of the flush time (2.4x slower flushes measured
-/// with `examples/sustained_heap.rs`).
+/// with `crates/memwal-alloc/examples/sustained_heap.rs`).
 ///
 /// No statistics for leaves inside lists (the elements of a vector): a
 /// min/max over all elements of many rows prunes nothing, and computing it
@@ -214,8 +220,8 @@ pub async fn write_generation(
     table: &Arc<MemTable>,
     compression: FlushCompression,
 ) -> Result<FlushedGeneration> {
-    let folder = format!("{:08x}_gen_{}", rand::random::<u32>(), table.generation());
-    let path = root.path(&format!("{}/{folder}/data.parquet", layout.shard_dir()));
+    let folder = generation_dir_name(rand::random::<u32>(), table.generation());
+    let path = root.path(&layout.generation_file(&folder));
     let outcome = write_file(root, &path, table, compression).await?;
     if outcome == CreateOutcome::AlreadyExists {
         return Err(Error::io(format!(
@@ -318,7 +324,7 @@ mod tests {
     }
 
     #[test]
-    fn data_pages_stay_below_the_direct_mapping_threshold() {
+    fn data_pages_stay_under_the_page_buffer_limit() {
         let item = Arc::new(Field::new("item", DataType::Float32, true));
         let schema = Arc::new(Schema::new(vec![Field::new(
             "vector",
@@ -340,7 +346,7 @@ mod tests {
         {
             let page = page.unwrap();
             assert!(
-                page.buffer().len() < crate::alloc::DIRECT_MAP_THRESHOLD / 2,
+                page.buffer().len() < MAX_PAGE_BUFFER_BYTES,
                 "a page of {} bytes",
                 page.buffer().len()
             );

@@ -9,11 +9,9 @@ use prost::Message;
 
 use super::proto::ShardManifest;
 use crate::error::{Error, Result};
-use crate::layout::ShardLayout;
+use crate::format::layout::{manifest_version_of, ShardLayout};
 use crate::store::{CreateOutcome, StorageRoot};
-use crate::wal::names::{bit_reversed_name, parse_bit_reversed_name};
 
-const MANIFEST_EXT: &str = "binpb";
 const MAX_CLAIM_ATTEMPTS: usize = 16;
 const MAX_COMMIT_ATTEMPTS: usize = 10;
 /// Versions found by HEAD past the starting point before a LIST is asked.
@@ -48,16 +46,11 @@ impl ManifestStore {
     }
 
     fn version_path(&self, version: u64) -> Path {
-        self.root.path(&format!(
-            "{}/{}",
-            self.layout.manifest_dir(),
-            bit_reversed_name(version, MANIFEST_EXT)
-        ))
+        self.root.path(&self.layout.manifest_version(version))
     }
 
     fn hint_path(&self) -> Path {
-        self.root
-            .path(&format!("{}/version_hint.json", self.layout.manifest_dir()))
+        self.root.path(&self.layout.version_hint())
     }
 
     fn shard_error(&self, err: Error) -> Error {
@@ -214,7 +207,7 @@ impl ManifestStore {
             .list_names(&dir)
             .await?
             .iter()
-            .filter_map(|n| parse_bit_reversed_name(n, MANIFEST_EXT))
+            .filter_map(|n| manifest_version_of(n))
             .collect();
         versions.sort_unstable();
         Ok(versions)

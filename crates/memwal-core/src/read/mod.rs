@@ -1,7 +1,10 @@
 //! Reading shard data back: the filter language of scans, newest-row-per-key
-//! merging and the shard reader.
+//! merging, the shard reader and the WAL tailer.
 
 pub mod filter;
 pub mod newest;
 pub mod scan;
 pub mod shard_reader;
+pub mod tailer;
+
+pub use tailer::WalTailer;

@@ -14,7 +14,7 @@ use arrow_row::{RowConverter, SortField};
 use arrow_schema::Schema;
 
 use crate::error::{Error, Result};
-use crate::memtable::tombstone::TOMBSTONE_COLUMN;
+use crate::format::tombstone::TOMBSTONE_COLUMN;
 
 pub struct NewestPerKey {
     key_columns: Vec<String>,

@@ -1,19 +1,27 @@
 //! The appender owns the WAL tip for one writer epoch. Every entry is a
 //! create-if-absent write, so two writers can never both land an entry at
-//! the same position; the loser learns whether it was fenced by reading
-//! the manifest.
+//! the same position; the loser learns whether it was fenced by asking the
+//! manifest, through the [`FenceCheck`] its owner passes in.
 
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::future::BoxFuture;
 use object_store::PutPayload;
 
 use super::codec::encode_fence_sentinel;
 use super::discover::next_free_position;
 use crate::error::{Error, ErrorCode, Result};
-use crate::layout::ShardLayout;
-use crate::manifest::ManifestStore;
+use crate::format::layout::ShardLayout;
 use crate::store::{CreateOutcome, StorageRoot};
+
+/// Whether `epoch` still owns the shard: `Ok` if no newer epoch has been
+/// claimed, FENCED otherwise. The manifest answers it; the writer, which
+/// owns both the manifest and the appender, supplies the implementation,
+/// so the WAL never depends on the manifest.
+pub trait FenceCheck: std::fmt::Debug + Send + Sync {
+    fn check(&self, epoch: u64) -> BoxFuture<'_, Result<()>>;
+}
 
 /// Give up re-discovering the tip after this many lost races. With a
 /// fence sentinel in place only our own lost acknowledgements can collide,
@@ -58,7 +66,7 @@ enum Slot {
 pub struct WalAppender {
     root: StorageRoot,
     layout: ShardLayout,
-    manifests: ManifestStore,
+    fence: Box<dyn FenceCheck>,
     epoch: u64,
     next_position: u64,
     retry: RetryPolicy,
@@ -69,21 +77,21 @@ impl WalAppender {
     /// and prepare to append after it.
     pub async fn open(
         root: StorageRoot,
-        manifests: ManifestStore,
+        layout: ShardLayout,
+        fence: impl FenceCheck + 'static,
         epoch: u64,
         hint: u64,
         retry: RetryPolicy,
     ) -> Result<Self> {
-        let layout = manifests.layout().clone();
         let next_position = next_free_position(&root, &layout, hint).await?;
         // As after a lost position: a newer writer may have claimed and put
         // its sentinel at or before the tip we just found; only the manifest,
         // read after the search, can tell.
-        manifests.check_fenced(epoch).await?;
+        fence.check(epoch).await?;
         Ok(Self {
             root,
             layout,
-            manifests,
+            fence: Box::new(fence),
             epoch,
             next_position,
             retry,
@@ -148,9 +156,8 @@ impl WalAppender {
                     // in the manifest by now. Checking first would let us append
                     // past a sentinel written in between, where no replay looks.
                     let epoch = self.epoch;
-                    let manifests = &self.manifests;
-                    self.retried(position, || manifests.check_fenced(epoch))
-                        .await?;
+                    let fence = &self.fence;
+                    self.retried(position, || fence.check(epoch)).await?;
                     self.next_position = next;
                 }
             }
@@ -255,12 +262,17 @@ impl WalAppender {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::manifest::ManifestStore;
     use crate::wal::codec::decode_entry;
 
     async fn setup(name: &str) -> (StorageRoot, ManifestStore) {
         let root = StorageRoot::open(&format!("memory://{name}")).unwrap();
         let manifests = ManifestStore::new(root.clone(), ShardLayout::new(uuid::Uuid::new_v4()), 2);
         (root, manifests)
+    }
+
+    fn layout(manifests: &ManifestStore) -> ShardLayout {
+        manifests.layout().clone()
     }
 
     const RETRY: RetryPolicy = RetryPolicy {
@@ -290,7 +302,7 @@ mod tests {
     async fn appends_are_dense_from_one() {
         let (root, manifests) = setup("app-dense").await;
         let epoch = manifests.claim_epoch(0).await.unwrap().writer_epoch;
-        let mut app = WalAppender::open(root, manifests, epoch, 0, RETRY)
+        let mut app = WalAppender::open(root, layout(&manifests), manifests, epoch, 0, RETRY)
             .await
             .unwrap();
         for expected in 1..=3 {
@@ -305,18 +317,32 @@ mod tests {
     async fn a_newer_epoch_sentinel_fences_the_old_appender() {
         let (root, manifests) = setup("app-fence").await;
         let old_epoch = manifests.claim_epoch(0).await.unwrap().writer_epoch;
-        let mut old = WalAppender::open(root.clone(), manifests.clone(), old_epoch, 0, RETRY)
-            .await
-            .unwrap();
+        let mut old = WalAppender::open(
+            root.clone(),
+            layout(&manifests),
+            manifests.clone(),
+            old_epoch,
+            0,
+            RETRY,
+        )
+        .await
+        .unwrap();
         assert_eq!(
             old.append(encode_fence_sentinel(old_epoch)).await.unwrap(),
             1
         );
 
         let new_epoch = manifests.claim_epoch(0).await.unwrap().writer_epoch;
-        let mut new = WalAppender::open(root.clone(), manifests.clone(), new_epoch, 0, RETRY)
-            .await
-            .unwrap();
+        let mut new = WalAppender::open(
+            root.clone(),
+            layout(&manifests),
+            manifests.clone(),
+            new_epoch,
+            0,
+            RETRY,
+        )
+        .await
+        .unwrap();
         assert_eq!(new.write_fence_sentinel().await.unwrap(), 2);
 
         let err = old
@@ -341,12 +367,26 @@ mod tests {
     async fn a_stale_tip_is_rediscovered_within_the_same_epoch() {
         let (root, manifests) = setup("app-stale").await;
         let epoch = manifests.claim_epoch(0).await.unwrap().writer_epoch;
-        let mut a = WalAppender::open(root.clone(), manifests.clone(), epoch, 0, RETRY)
-            .await
-            .unwrap();
-        let mut b = WalAppender::open(root.clone(), manifests.clone(), epoch, 0, RETRY)
-            .await
-            .unwrap();
+        let mut a = WalAppender::open(
+            root.clone(),
+            layout(&manifests),
+            manifests.clone(),
+            epoch,
+            0,
+            RETRY,
+        )
+        .await
+        .unwrap();
+        let mut b = WalAppender::open(
+            root.clone(),
+            layout(&manifests),
+            manifests.clone(),
+            epoch,
+            0,
+            RETRY,
+        )
+        .await
+        .unwrap();
         assert_eq!(a.append(encode_fence_sentinel(epoch)).await.unwrap(), 1);
         assert_eq!(b.append(encode_fence_sentinel(epoch)).await.unwrap(), 2);
     }

@@ -18,8 +18,6 @@ use crate::error::{Error, Result};
 pub const WRITER_EPOCH_KEY: &str = "writer_epoch";
 /// Schema metadata key marking a data-less fence entry.
 pub const FENCE_SENTINEL_KEY: &str = "fence_sentinel";
-/// Hidden delete-marker column that Lance-era entries may carry.
-pub const TOMBSTONE_COLUMN: &str = "_tombstone";
 
 /// The IPC end-of-stream marker: continuation token then a zero length.
 const END_OF_STREAM: [u8; 8] = [0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0, 0];
@@ -264,6 +262,7 @@ fn check_framing(bytes: &[u8]) -> std::result::Result<(), String> {
 mod tests {
     use super::*;
     use crate::error::ErrorCode;
+    use crate::format::TOMBSTONE_COLUMN;
     use arrow_array::{BooleanArray, Int64Array, StringArray};
     use arrow_schema::{DataType, Field};
 

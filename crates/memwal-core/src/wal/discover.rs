@@ -2,10 +2,9 @@
 //! so the first free position can be found by galloping from a known
 //! entry and bisecting, instead of listing the whole directory.
 
-use super::names::parse_bit_reversed_name;
-use super::{FIRST_POSITION, WAL_EXT};
+use super::FIRST_POSITION;
 use crate::error::{Error, Result};
-use crate::layout::ShardLayout;
+use crate::format::layout::{wal_position_of, ShardLayout};
 use crate::store::StorageRoot;
 
 async fn entry_exists(root: &StorageRoot, layout: &ShardLayout, position: u64) -> Result<bool> {
@@ -18,10 +17,7 @@ const MAX_POSITION: u64 = i64::MAX as u64;
 /// Positions of every entry present (LIST; order as parsed, unsorted).
 pub async fn listed_positions(root: &StorageRoot, layout: &ShardLayout) -> Result<Vec<u64>> {
     let names = root.list_names(&root.path(&layout.wal_dir())).await?;
-    Ok(names
-        .iter()
-        .filter_map(|n| parse_bit_reversed_name(n, WAL_EXT))
-        .collect())
+    Ok(names.iter().filter_map(|n| wal_position_of(n)).collect())
 }
 
 /// The first position with no entry. `hint` is a position believed to hold

@@ -9,7 +9,7 @@
 use super::appender::obstruction_error;
 use super::discover::listed_positions;
 use crate::error::{Error, Result};
-use crate::layout::ShardLayout;
+use crate::format::layout::ShardLayout;
 use crate::store::StorageRoot;
 
 /// The error for a hole at `missing` proven by an entry at `later`; it

@@ -27,7 +27,7 @@ use arrow_buffer::NullBuffer;
 use arrow_schema::{DataType, Field, FieldRef, Schema};
 
 use crate::error::{Error, Result};
-use crate::memtable::primary_key::primary_key_columns;
+use crate::format::primary_key::primary_key_columns;
 
 /// The per-writer plan of which columns need a look at their values.
 #[derive(Debug, Clone, Default)]
@@ -280,7 +280,7 @@ where
 mod tests {
     use super::*;
     use crate::error::ErrorCode;
-    use crate::memtable::primary_key::PRIMARY_KEY_METADATA;
+    use crate::format::primary_key::PRIMARY_KEY_METADATA;
     use arrow_array::types::Int32Type;
     use arrow_array::{
         make_array, Decimal128Array, Decimal256Array, Decimal32Array, DictionaryArray,

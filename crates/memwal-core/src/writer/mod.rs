@@ -5,7 +5,8 @@ mod backpressure;
 mod batch_rules;
 mod config;
 mod durable_acks;
-mod memtable_mode;
+mod fencing;
+mod flushing;
 mod open;
 mod open_check;
 mod replay;
@@ -23,20 +24,20 @@ use arrow_schema::SchemaRef;
 use tokio::sync::OnceCell;
 use tokio::task::JoinHandle;
 
+pub use crate::memtable::{FlushProgress, MemTableStats};
 pub use config::ShardWriterConfig;
 pub use durable_acks::{DurableListener, DurableProgress};
-pub use memtable_mode::{FlushProgress, MemTableStats};
 pub use open::CheckedOpen;
 pub use stats::{HealthState, WriterCounters, WriterHealth, WriterStats};
 pub use wal_queue::{Progress, QueueStats};
 
 use crate::error::{Error, ErrorCode, Result};
-use crate::layout::ShardLayout;
+use crate::format::layout::ShardLayout;
+use crate::format::tombstone;
 use crate::manifest::{ManifestStore, ShardManifest};
 use crate::memtable::batch_store::estimate_batch_bytes;
-use crate::memtable::tombstone;
+use crate::memtable::MemTables;
 use durable_acks::DurableAcks;
-use memtable_mode::MemTables;
 use wal_queue::WalQueue;
 
 /// What a writer is opened with besides the storage root.
@@ -154,7 +155,7 @@ impl ShardWriter {
 
     /// Primary-key columns, from the schema's field metadata (may be empty).
     pub fn primary_key(&self) -> Vec<String> {
-        crate::memtable::primary_key::primary_key_columns(&self.inner.schema)
+        crate::format::primary_key::primary_key_columns(&self.inner.schema)
     }
 
     fn shard_err(&self, err: Error) -> Error {
@@ -297,10 +298,15 @@ impl ShardWriter {
         let durable = self.inner.config.durable_write;
         match &self.inner.memtables {
             Some(tables) => {
-                tables
-                    .wait_for_budget(&self.inner.queue, &self.inner.counters)
-                    .await
-                    .map_err(|e| self.shard_err(e))?;
+                let log_every = self.inner.config.backpressure_log_interval;
+                flushing::wait_for_budget(
+                    tables,
+                    &self.inner.queue,
+                    &self.inner.counters,
+                    log_every,
+                )
+                .await
+                .map_err(|e| self.shard_err(e))?;
                 self.ensure_usable()?;
             }
             None => self.wait_for_budget().await?,

@@ -10,16 +10,18 @@ use arrow_schema::SchemaRef;
 use tokio::sync::OnceCell;
 
 use super::durable_acks::DurableAcks;
-use super::memtable_mode::{Flusher, MemTableLimits, MemTables};
+use super::flushing::FlushLink;
 use super::stats::WriterCounters;
 use super::wal_queue::{QueueTriggers, WalQueue};
 use super::{batch_rules, open_check, replay, Inner, OpenOptions, ShardWriter, ShardWriterConfig};
 use crate::error::{Error, Result};
-use crate::layout::ShardLayout;
+use crate::flush::Flusher;
+use crate::format::layout::ShardLayout;
+use crate::format::tombstone;
+use crate::format::TOMBSTONE_COLUMN;
 use crate::manifest::ManifestStore;
-use crate::memtable::tombstone;
+use crate::memtable::{MemTableLimits, MemTables};
 use crate::store::StorageRoot;
-use crate::wal::codec::TOMBSTONE_COLUMN;
 use crate::wal::holes::check_before_claim;
 use crate::wal::{RetryPolicy, WalAppender};
 fn validate_writer_schema(schema: &SchemaRef) -> Result<()> {
@@ -60,8 +62,6 @@ fn memtable_limits(config: &ShardWriterConfig) -> MemTableLimits {
         capacity: config.max_memtable_batches as usize,
         max_bytes: config.max_memtable_size,
         max_unflushed_bytes: config.max_unflushed_memtable_bytes,
-        compression: config.flush_compression,
-        backpressure_log_interval: config.backpressure_log_interval,
     }
 }
 
@@ -189,9 +189,16 @@ impl CheckedOpen {
             max_retries: config.max_wal_persist_retries,
             base_delay: config.wal_persist_retry_base_delay,
         };
-        let mut appender = WalAppender::open(root.clone(), manifests.clone(), epoch, hint, retry)
-            .await
-            .map_err(|e| e.with_shard(shard_id))?;
+        let mut appender = WalAppender::open(
+            root.clone(),
+            layout.clone(),
+            manifests.clone(),
+            epoch,
+            hint,
+            retry,
+        )
+        .await
+        .map_err(|e| e.with_shard(shard_id))?;
         if epoch >= 2 {
             appender
                 .write_fence_sentinel()
@@ -248,16 +255,19 @@ impl CheckedOpen {
             if replayed.active_last_entry > 0 {
                 queue.seed_entry_end(replayed.batches, replayed.active_last_entry);
             }
-            let (tables, incoming) =
-                MemTables::new(stored.clone(), limits, replayed.active, replayed.frozen);
+            let (tables, incoming) = MemTables::new(limits, replayed.active, replayed.frozen);
+            let host = FlushLink {
+                queue: queue.clone(),
+                counters: counters.clone(),
+            };
             let flusher = Flusher {
                 tables: tables.clone(),
-                queue: queue.clone(),
+                host: Arc::new(host),
                 root: root.clone(),
                 layout: layout.clone(),
                 manifests: manifests.clone(),
                 epoch,
-                counters: counters.clone(),
+                compression: config.flush_compression,
                 closing: closing_rx,
             };
             let flush_task = tokio::spawn(flusher.run(incoming));

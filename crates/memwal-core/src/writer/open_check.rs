@@ -14,13 +14,13 @@ use arrow_schema::{Schema, SchemaRef};
 
 use super::schema_check::first_difference;
 use crate::error::{Error, Result};
-use crate::layout::ShardLayout;
+use crate::format::layout::ShardLayout;
+use crate::format::primary_key::primary_key_columns;
+use crate::format::TOMBSTONE_COLUMN;
 use crate::manifest::ShardManifest;
-use crate::memtable::primary_key::primary_key_columns;
 use crate::read::shard_reader::generation_footer;
+use crate::read::WalTailer;
 use crate::store::StorageRoot;
-use crate::wal::codec::TOMBSTONE_COLUMN;
-use crate::wal::WalTailer;
 
 /// SCHEMA_MISMATCH (or the error reading the evidence) if `schema`, the
 /// user schema of the writer being opened, is not the schema of the data

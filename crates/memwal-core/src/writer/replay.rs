@@ -1,17 +1,20 @@
 //! Rebuilding MemTables from the WAL entries a previous writer left after
 //! the replay cursor.
 
+use std::sync::Arc;
+
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 
-use super::memtable_mode::{Frozen, MemTableLimits};
 use super::schema_check::conform_batches;
 use crate::error::{Error, Result};
+use crate::format::tombstone;
 use crate::memtable::batch_store::estimate_batch_bytes;
-use crate::memtable::tombstone;
-use crate::memtable::MemTable;
+use crate::memtable::set::freeze;
+use crate::memtable::{Frozen, MemTable, MemTableLimits};
+use crate::read::WalTailer;
 use crate::store::StorageRoot;
-use crate::wal::{WalEntry, WalTailer};
+use crate::wal::WalEntry;
 
 /// Entries fetched concurrently while replaying.
 const READ_AHEAD: u64 = 8;
@@ -19,7 +22,7 @@ const READ_AHEAD: u64 = 8;
 /// What replay produced.
 pub struct Replayed {
     /// The MemTable that keeps taking writes after open.
-    pub active: MemTable,
+    pub active: Arc<MemTable>,
     /// Generations that filled up during replay, oldest first.
     pub frozen: Vec<Frozen>,
     /// Batches replayed; they hold positions `[0, batches)` and are durable.
@@ -89,7 +92,12 @@ impl Replay {
             start: (from, first_generation),
             next: from,
             out: Replayed {
-                active: MemTable::new(first_generation, 0, limits.capacity, schema.clone()),
+                active: Arc::new(MemTable::new(
+                    first_generation,
+                    0,
+                    limits.capacity,
+                    schema.clone(),
+                )),
                 frozen: Vec::new(),
                 batches: 0,
                 entries: 0,
@@ -173,8 +181,8 @@ fn insert_entry(
             batches.len()
         )));
     }
-    if out.active.remaining_capacity() < batches.len() {
-        freeze(out, schema, limits);
+    if limits.no_room_for(&out.active, batches.len()) {
+        freeze_active(out, limits);
     }
     let count = batches.len() as u64;
     let sizes: Vec<u64> = batches.iter().map(estimate_batch_bytes).collect();
@@ -186,26 +194,20 @@ fn insert_entry(
     out.bytes += bytes;
     out.entries += 1;
     out.active_last_entry = position;
-    if out.active.estimated_bytes() >= limits.max_bytes || out.active.is_full() {
-        freeze(out, schema, limits);
+    if limits.reached(&out.active) {
+        freeze_active(out, limits);
     }
     Ok(())
 }
 
-fn freeze(out: &mut Replayed, schema: &SchemaRef, limits: &MemTableLimits) {
-    if out.active.is_empty() {
-        return;
+/// Freeze the active MemTable (the same routine as a put's freeze); its
+/// last entry is known, so the flush need not ask the WAL queue.
+fn freeze_active(out: &mut Replayed, limits: &MemTableLimits) {
+    if let Some(table) = freeze(&mut out.active, limits.capacity) {
+        out.frozen.push(Frozen {
+            table,
+            covered_entry: Some(out.active_last_entry),
+        });
+        out.active_last_entry = 0;
     }
-    let next = MemTable::new(
-        out.active.generation() + 1,
-        out.batches,
-        limits.capacity,
-        schema.clone(),
-    );
-    let table = std::mem::replace(&mut out.active, next);
-    out.frozen.push(Frozen {
-        table: std::sync::Arc::new(table),
-        covered_entry: Some(out.active_last_entry),
-    });
-    out.active_last_entry = 0;
 }

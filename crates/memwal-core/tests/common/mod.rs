@@ -134,7 +134,7 @@ pub fn ids(batches: &[RecordBatch]) -> Vec<i64> {
 /// The rows of every flushed generation in the latest manifest, in
 /// generation order, read back with the parquet crate's own reader.
 pub async fn flushed_rows(root: &StorageRoot, shard: uuid::Uuid) -> Vec<RecordBatch> {
-    use memwal_core::layout::ShardLayout;
+    use memwal_core::format::layout::ShardLayout;
     use memwal_core::manifest::ManifestStore;
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     let layout = ShardLayout::new(shard);
@@ -142,11 +142,7 @@ pub async fn flushed_rows(root: &StorageRoot, shard: uuid::Uuid) -> Vec<RecordBa
     let manifest = manifests.read_latest().await.unwrap().unwrap();
     let mut out = Vec::new();
     for generation in &manifest.flushed_generations {
-        let path = root.path(&format!(
-            "{}/{}/data.parquet",
-            layout.shard_dir(),
-            generation.path
-        ));
+        let path = root.path(&layout.generation_file(&generation.path));
         let bytes = root
             .get(&path)
             .await

@@ -5,7 +5,7 @@
 //! and Parquet files being encoded. General-purpose allocators keep freed
 //! memory of that size mapped for reuse, per thread or per arena, so the
 //! resident set of a long ingest grows to several times what is alive
-//! (`examples/sustained_heap.rs` measured 670 MiB resident for 205 MiB live
+//! (`crates/memwal-alloc/examples/sustained_heap.rs` measured 670 MiB resident for 205 MiB live
 //! with glibc's malloc). Mapping each large allocation on its own and
 //! unmapping it on free makes resident memory follow live memory; the cost
 //! is a system call per large allocation, small next to filling a buffer of

@@ -1,5 +1,7 @@
 //! Reading a shard's WAL from outside the writer (change data capture,
-//! replay tools, other-language readers).
+//! replay tools, other-language readers). It lives in `read`, not `wal`,
+//! because it consults the manifest (replay cursor, tip hint): `wal` itself
+//! never reads manifests.
 //!
 //! A read that misses a position must tell the tip (nothing written there
 //! yet) from a hole (the entry was lost while later ones exist,
@@ -14,14 +16,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::codec::{decode_entry, WalEntry};
-use super::discover::{listed_positions, next_free_position};
-use super::holes::{first_hole, hole_error};
-use super::FIRST_POSITION;
 use crate::error::{Error, Result};
-use crate::layout::ShardLayout;
+use crate::format::layout::ShardLayout;
 use crate::manifest::ManifestStore;
 use crate::store::StorageRoot;
+use crate::wal::codec::{decode_entry, WalEntry};
+use crate::wal::discover::{listed_positions, next_free_position};
+use crate::wal::holes::{first_hole, hole_error};
+use crate::wal::FIRST_POSITION;
 
 /// How long a LIST of the WAL answers "is anything written past this miss?".
 const RELIST_AFTER: Duration = Duration::from_secs(10);

@@ -1,7 +1,7 @@
 //! Sustained ingest with a counting allocator: peak live heap bytes against
 //! `max_unflushed_memtable_bytes`, separating what memwal keeps alive from
 //! what the allocator keeps mapped (RSS). Run with
-//! `cargo run --release -p memwal-core --example sustained_heap [dir]`.
+//! `cargo run --release -p memwal-alloc --example sustained_heap [dir]`.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use arrow_array::{FixedSizeListArray, Float32Array, Int64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
-use memwal_core::alloc::LargeAllocsMapped;
+use memwal_alloc::LargeAllocsMapped;
 use memwal_core::{OpenOptions, ShardWriter, ShardWriterConfig, StorageRoot};
 
 /// Counts live bytes on top of the large-allocation policy the Node addon

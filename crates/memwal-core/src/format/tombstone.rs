@@ -15,8 +15,11 @@ use arrow_data::ArrayData;
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 
 use crate::error::{Error, Result};
-use crate::memtable::primary_key::primary_key_columns;
-pub use crate::wal::codec::TOMBSTONE_COLUMN;
+use crate::format::primary_key::primary_key_columns;
+
+/// The hidden delete-marker column (Lance's name; Lance-era WAL entries may
+/// carry it too).
+pub const TOMBSTONE_COLUMN: &str = "_tombstone";
 
 /// The schema rows are stored with: the user's, plus `_tombstone` last when
 /// the schema declares a primary key.
@@ -210,7 +213,7 @@ pub fn strip(user: &SchemaRef, batch: &RecordBatch) -> Result<RecordBatch> {
 mod tests {
     use super::*;
     use crate::error::ErrorCode;
-    use crate::memtable::primary_key::PRIMARY_KEY_METADATA;
+    use crate::format::primary_key::PRIMARY_KEY_METADATA;
     use arrow_array::cast::AsArray;
     use arrow_array::{FixedSizeListArray, Float32Array, Int64Array, StringArray};
     use arrow_schema::Fields;
