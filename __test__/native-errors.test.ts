@@ -47,12 +47,10 @@ describe('errors from the native addon', () => {
   })
 
   it("a put refused on the caller's thread names the writer's shard", async () => {
-    const writer = await nativeOpenShardWriter(
-      memoryRoot('put'),
-      schemaToIPC(SCHEMA),
-      null,
-      { ...defaultWriterOptions(), enableMemtable: false },
-    )
+    const writer = await nativeOpenShardWriter(memoryRoot('put'), schemaToIPC(SCHEMA), null, {
+      ...defaultWriterOptions(),
+      enableMemtable: false,
+    })
     const nulls = new Table({ id: vectorFromArray([1n, null], new Int64()) })
     const error = await caught(() => writer.put(batchesToIPC(nulls.batches), false))
     expect(error.code).toBe('SCHEMA_MISMATCH')

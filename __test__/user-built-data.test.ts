@@ -48,7 +48,10 @@ describe('puts built with apache-arrow builders', () => {
     expect(String(first.schema.fields[1].type)).toContain('Dictionary')
     await writer.put(first)
     // ...and, one column at a time, nullable ids too.
-    const built = new Table({ id: vectorFromArray([3n], new Int64()), name: vectorFromArray(['c']) })
+    const built = new Table({
+      id: vectorFromArray([3n], new Int64()),
+      name: vectorFromArray(['c']),
+    })
     expect(shape(built.schema)).toEqual(['id Int64 true', 'name Dictionary<Int32, Utf8> true'])
     await writer.put(built)
     expect(ipc).not.toHaveBeenCalled()
@@ -88,7 +91,9 @@ import pyarrow.parquet as pq
 schema = pq.read_schema(sys.argv[1])
 print(json.dumps([[f.name, str(f.type), f.nullable] for f in schema if f.name != '_tombstone']))
 `
-    const parquet = JSON.parse(execFileSync('python3', ['-c', script, files[0]], { encoding: 'utf8' }))
+    const parquet = JSON.parse(
+      execFileSync('python3', ['-c', script, files[0]], { encoding: 'utf8' }),
+    )
     expect(parquet).toEqual([
       ['id', 'int64', false],
       ['name', 'string', true],

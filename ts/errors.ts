@@ -1,4 +1,4 @@
-/** Every failure memwal reports carries one of these codes (docs/FORMAT.md, section 15). */
+/** Every failure memwal reports carries one of these codes (README, "Errors"). */
 export type MemWalErrorCode =
   | 'INVALID_INPUT'
   | 'INVALID_CONFIG'

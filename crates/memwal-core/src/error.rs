@@ -1,7 +1,7 @@
 //! One error type for the whole core, with a stable machine-readable code.
 //!
-//! The code set is part of the public contract (README, "Errors"; the codes
-//! are listed in `docs/FORMAT.md`, section 15): the Node binding forwards it
+//! The code set is part of the public API (README, "Errors"; the on-disk
+//! format, docs/FORMAT.md, has no error codes): the Node binding forwards it
 //! as the `code` property of the JS error.
 
 use std::error::Error as StdError;

@@ -1,4 +1,4 @@
-//! Where a shard's objects live below the storage root (SPEC §2).
+//! Where a shard's objects live below the storage root (docs/FORMAT.md, section 2).
 
 use crate::wal::names::bit_reversed_name;
 
