@@ -6,11 +6,11 @@
 // writer's types from the MemTable, the shard reader and the Parquet.
 import { execFileSync } from 'node:child_process'
 import { join } from 'node:path'
-import { Int64, type Schema, Table, tableFromArrays, vectorFromArray } from 'apache-arrow'
+import { Int64, type Schema, Table, tableFromArrays, Utf8, vectorFromArray } from 'apache-arrow'
 import { afterAll, describe, expect, it, vi } from 'vitest'
 import * as arrow from '../ts/arrow.js'
 import { openShardReader, openShardWriter } from '../ts/index.js'
-import { ID_NAME_SCHEMA, rejectsWith, tempRoot } from './helpers.js'
+import { ID_NAME_SCHEMA, idNameRows, memoryRoot, rejectsWith, tempRoot } from './helpers.js'
 
 vi.mock('../ts/arrow.js', async (importOriginal) => {
   const actual = await importOriginal<typeof import('../ts/arrow.js')>()
@@ -98,6 +98,26 @@ print(json.dumps([[f.name, str(f.type), f.nullable] for f in schema if f.name !=
       ['id', 'int64', false],
       ['name', 'string', true],
     ])
+  })
+
+  it('one put may mix batches that declare the key nullable and non-nullable', async () => {
+    const writer = await openShardWriter(memoryRoot('mixed'), {
+      schema: ID_NAME_SCHEMA,
+      primaryKey: ['id'],
+      config: MEMTABLE,
+    })
+    const strict = idNameRows([[1, 'a']])
+    const loose = new Table({
+      id: vectorFromArray([2n], new Int64()),
+      name: vectorFromArray(['b'], new Utf8()),
+    })
+    expect(shape(loose.schema)).toEqual(['id Int64 true', 'name Utf8 true'])
+    await writer.put([strict.batches[0], loose.batches[0]])
+    expect(pairs(await writer.scan())).toEqual([
+      [1, 'a'],
+      [2, 'b'],
+    ])
+    await writer.close()
   })
 
   it('a real null in the key column is refused naming the column and its first null row', async () => {
