@@ -71,7 +71,7 @@ export declare class NativeShardWriter {
    * puts that came back `queued` are acknowledged through it. Replaces
    * an earlier callback.
    */
-  listenDurable(callback: (durable: number, failure: string | null, stopped: boolean) => void): void
+  listenDurable(callback: (durable: number, failure: Error | null, stopped: boolean) => void): void
   /** Append the durable puts queued with `defer_append`. */
   appendNow(): void
   /**

@@ -66,10 +66,15 @@ export function batchesOf(input: PutInput): RecordBatch[] {
 }
 
 function describeField(field: Field): string {
-  return `'${field.name}' ${String(field.type)}${field.nullable ? ' (nullable)' : ''}`
+  return `'${field.name}' ${String(field.type)}`
 }
 
-/** How `other` differs from `schema` in names, types or nullability, if it does. */
+/**
+ * How `other` differs from `schema` in names or types, if it does.
+ * Nullability may differ: the stream declares a field nullable when any
+ * batch does, and the native side checks the values against the writer
+ * schema (README, "What a put accepts").
+ */
 function firstDifference(schema: Schema, other: Schema): string | undefined {
   if (other.fields.length !== schema.fields.length) {
     return `has ${other.fields.length} fields rather`
@@ -93,7 +98,7 @@ export function batchesToIPC(batches: readonly RecordBatch[]): Uint8Array {
   try {
     const writer = new RecordBatchStreamWriter({ autoDestroy: false })
     const first = batches[0].schema
-    const schema = adoptSchema(first)
+    const schema = nullableWhereAny(adoptSchema(first), batches)
     batches.forEach((batch, i) => {
       const difference = batch.schema === first ? undefined : firstDifference(first, batch.schema)
       if (difference) {
@@ -113,6 +118,18 @@ export function batchesToIPC(batches: readonly RecordBatch[]): Uint8Array {
       { cause: error },
     )
   }
+}
+
+/** `schema` with each field nullable if it is in any of `batches`. */
+function nullableWhereAny(schema: Schema, batches: readonly RecordBatch[]): Schema {
+  const nullable = schema.fields.map((field, j) =>
+    batches.some((b) => b.schema.fields[j]?.nullable ?? field.nullable),
+  )
+  if (nullable.every((n, j) => n === schema.fields[j].nullable)) return schema
+  const fields = schema.fields.map(
+    (f, j) => new Field(f.name, f.type, nullable[j], new Map(f.metadata)),
+  )
+  return new Schema(fields, new Map(schema.metadata))
 }
 
 /** An IPC stream with the schema and no batches. */

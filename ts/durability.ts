@@ -136,9 +136,9 @@ export class DurableWaits {
   }
 
   /** A report of the WAL task (see `listenDurable`). */
-  progress(durable: number, failure: string | null, stopped: boolean): void {
+  progress(durable: number, failure: Error | null, stopped: boolean): void {
     if (durable > this.#durable) this.#durable = durable
-    if (failure !== null && !this.#failure) this.#failure = toMemWalError(new Error(failure))
+    if (failure !== null && !this.#failure) this.#failure = toMemWalError(failure)
     if (stopped) this.#stopped = true
     const waiters = this.#waiters
     const first = this.#head

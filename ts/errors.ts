@@ -1,4 +1,4 @@
-/** Every failure memwal reports carries one of these codes (SPEC §4). */
+/** Every failure memwal reports carries one of these codes (README, "Errors"). */
 export type MemWalErrorCode =
   | 'INVALID_INPUT'
   | 'INVALID_CONFIG'
@@ -42,20 +42,25 @@ export class MemWalError extends Error {
   }
 }
 
-// The native layer prefixes reasons with `[memwal:<CODE>:<shard>] `.
-const NATIVE_REASON = /^\[memwal:([A-Z_]+):([^\]]*)\] ([\s\S]*)$/
-
-/** Turn anything thrown by the native addon into a `MemWalError`. */
+/**
+ * Turn anything thrown by the native addon into a `MemWalError`. The
+ * binding sets `code` and `shardId` as properties of the errors it throws
+ * (crates/memwal-node/src/errors.rs); anything else (a napi-rs argument
+ * check, a panic caught by napi-rs) is INTERNAL, with the original as
+ * `cause`.
+ */
 export function toMemWalError(error: unknown): MemWalError {
   if (error instanceof MemWalError) return error
-  const message = error instanceof Error ? error.message : String(error)
-  const match = NATIVE_REASON.exec(message)
-  if (match && CODES.has(match[1])) {
-    return new MemWalError(match[1] as MemWalErrorCode, match[3], {
-      shardId: match[2] || undefined,
-    })
+  if (error instanceof Error) {
+    const { code, shardId } = error as Error & { code?: unknown; shardId?: unknown }
+    if (typeof code === 'string' && CODES.has(code)) {
+      return new MemWalError(code as MemWalErrorCode, error.message, {
+        shardId: typeof shardId === 'string' ? shardId : undefined,
+      })
+    }
+    return new MemWalError('INTERNAL', error.message, { cause: error })
   }
-  return new MemWalError('INTERNAL', message, { cause: error })
+  return new MemWalError('INTERNAL', String(error), { cause: error })
 }
 
 /** Run a native call (sync throw or rejected promise) with typed errors. */

@@ -1,9 +1,12 @@
 //! One error type for the whole core, with a stable machine-readable code.
 //!
-//! The code set is part of the public contract (SPEC §4): the Node binding
-//! forwards it verbatim as `MemWalError.code`.
+//! The code set is part of the public API (README, "Errors"; the on-disk
+//! format, docs/FORMAT.md, has no error codes): the Node binding forwards it
+//! as the `code` property of the JS error.
 
+use std::error::Error as StdError;
 use std::fmt;
+use std::sync::Arc;
 
 /// Stable classification of every failure the core can report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -43,18 +46,89 @@ impl fmt::Display for ErrorCode {
     }
 }
 
-/// A core error: a code, a human message, and the shard it concerns when known.
+/// A core error: a code, a human message, the shard it concerns when
+/// known, and the error that caused it, if any.
 ///
 /// Cloneable on purpose: one failed WAL append must be reported to every
-/// put that was waiting on it, and a poisoned writer repeats its cause.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// put that was waiting on it, and a poisoned writer repeats its cause. The
+/// cause is therefore shared ([`Arc`]) rather than boxed.
+///
+/// The message already carries the cause's text (JS sees only the
+/// message); [`source`](StdError::source) is for Rust callers that walk or
+/// downcast the chain.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("[{code}] {message}")]
 pub struct Error {
     code: ErrorCode,
     message: String,
     shard_id: Option<String>,
+    #[source]
+    source: Option<Cause>,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Two errors are equal when they read the same: code, message and shard
+/// (causes aside, since most error types cannot be compared).
+impl PartialEq for Error {
+    fn eq(&self, other: &Self) -> bool {
+        (self.code, &self.message, &self.shard_id) == (other.code, &other.message, &other.shard_id)
+    }
+}
+
+impl Eq for Error {}
+
+/// One link of an error's cause chain as it is shown: the link's text with
+/// credentials redacted, and the next link. Built once, when the cause is
+/// attached, because `source()` can only hand out references to stored
+/// values; the first link also keeps the original error for downcasting.
+#[derive(Debug, Clone)]
+pub struct Cause {
+    text: String,
+    next: Option<Box<Cause>>,
+    original: Option<Arc<dyn StdError + Send + Sync>>,
+}
+
+impl Cause {
+    fn new(original: Arc<dyn StdError + Send + Sync>) -> Self {
+        let mut links = Vec::new();
+        let mut current: Option<&(dyn StdError + 'static)> = Some(original.as_ref());
+        while let Some(link) = current {
+            links.push(redact_owned(link.to_string()));
+            current = link.source();
+        }
+        let mut chain = None;
+        for text in links.into_iter().rev() {
+            chain = Some(Box::new(Cause {
+                text,
+                next: chain,
+                original: None,
+            }));
+        }
+        let mut first = *chain.expect("a cause chain has at least its first link");
+        first.original = Some(original);
+        first
+    }
+
+    /// The error as it was attached (the first link only), to downcast.
+    pub fn original(&self) -> Option<&(dyn StdError + Send + Sync + 'static)> {
+        self.original.as_deref()
+    }
+}
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl StdError for Cause {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.next
+            .as_deref()
+            .map(|next| next as &(dyn StdError + 'static))
+    }
+}
 
 impl Error {
     /// Credentials in any URL the message names (an endpoint's
@@ -65,7 +139,24 @@ impl Error {
             code,
             message: redact_owned(message.into()),
             shard_id: None,
+            source: None,
         }
+    }
+
+    /// An error caused by `source`: the message is `what: <source>`.
+    pub fn caused_by(
+        code: ErrorCode,
+        what: impl fmt::Display,
+        source: impl StdError + Send + Sync + 'static,
+    ) -> Self {
+        Self::new(code, format!("{what}: {source}")).with_source(source)
+    }
+
+    /// Attach the error that caused this one (its text is redacted in the
+    /// chain as in messages); replaces an earlier cause.
+    pub fn with_source(mut self, source: impl StdError + Send + Sync + 'static) -> Self {
+        self.source = Some(Cause::new(Arc::new(source)));
+        self
     }
 
     pub fn invalid_input(message: impl Into<String>) -> Self {
@@ -147,34 +238,31 @@ fn redact_owned(message: String) -> String {
     }
 }
 
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "[{}] {}", self.code, self.message)
-    }
-}
-
-impl std::error::Error for Error {}
-
+/// An Arrow failure reached through `?` is our own data failing (encoding,
+/// concatenating, filtering batches the core built): INTERNAL. Failures
+/// caused by the caller's input are mapped where the input is checked
+/// (INVALID_INPUT or SCHEMA_MISMATCH), never through this impl.
 impl From<arrow_schema::ArrowError> for Error {
     fn from(err: arrow_schema::ArrowError) -> Self {
-        Error::invalid_input(format!("Arrow error: {err}"))
+        Error::caused_by(ErrorCode::Internal, "Arrow error", err)
     }
 }
 
 impl From<object_store::Error> for Error {
     fn from(err: object_store::Error) -> Self {
-        match err {
+        match &err {
             object_store::Error::NotFound { path, .. } => {
-                Error::not_found(format!("Object not found: {path}"))
+                let message = format!("Object not found: {path}");
+                Error::not_found(message).with_source(err)
             }
-            other => Error::io(format!("Object store error: {other}")),
+            _ => Error::caused_by(ErrorCode::Io, "Object store error", err),
         }
     }
 }
 
 impl From<tokio::task::JoinError> for Error {
     fn from(err: tokio::task::JoinError) -> Self {
-        Error::internal(format!("Background task failed: {err}"))
+        Error::caused_by(ErrorCode::Internal, "Background task failed", err)
     }
 }
 
@@ -221,5 +309,66 @@ mod tests {
         }
         .into();
         assert_eq!(err.code(), ErrorCode::NotFound);
+    }
+
+    #[test]
+    fn arrow_errors_reached_through_question_mark_are_internal_and_keep_their_source() {
+        fn concat_ours() -> Result<()> {
+            let a = arrow_array::Int32Array::from(vec![1]);
+            let b = arrow_array::StringArray::from(vec!["x"]);
+            arrow_select::concat::concat(&[&a, &b])?;
+            Ok(())
+        }
+        let err = concat_ours().unwrap_err();
+        assert_eq!(err.code(), ErrorCode::Internal, "{err}");
+        let source = StdError::source(&err).expect("the Arrow error is the source");
+        assert!(err.message().ends_with(&source.to_string()), "{err}");
+        let original = err.source.as_ref().and_then(Cause::original).unwrap();
+        assert!(original
+            .downcast_ref::<arrow_schema::ArrowError>()
+            .is_some());
+    }
+
+    #[test]
+    fn a_filter_literal_arrow_cannot_convert_is_the_callers_invalid_input() {
+        let schema = arrow_schema::Schema::new(vec![arrow_schema::Field::new(
+            "n",
+            arrow_schema::DataType::Int32,
+            true,
+        )]);
+        let err = crate::read::filter::Filter::parse("n = 'seven'", &schema).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::InvalidInput, "{err}");
+    }
+
+    #[derive(Debug)]
+    struct Leaky(Option<Box<Leaky>>);
+
+    impl fmt::Display for Leaky {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "GET http://AKIA:SECRET@127.0.0.1:9/b/k failed")
+        }
+    }
+
+    impl StdError for Leaky {
+        fn source(&self) -> Option<&(dyn StdError + 'static)> {
+            self.0.as_deref().map(|l| l as &(dyn StdError + 'static))
+        }
+    }
+
+    #[test]
+    fn every_link_of_the_source_chain_is_redacted_and_clones_keep_it() {
+        let err = Error::caused_by(ErrorCode::Io, "Read", Leaky(Some(Box::new(Leaky(None)))));
+        let err = err.clone();
+        let mut links = Vec::new();
+        let mut current: Option<&(dyn StdError + 'static)> = Some(&err);
+        while let Some(link) = current {
+            links.push(link.to_string());
+            current = link.source();
+        }
+        assert_eq!(links.len(), 3, "{links:?}");
+        for link in &links {
+            assert!(!link.contains("SECRET") && !link.contains("AKIA"), "{link}");
+        }
+        assert!(links[2].contains("http://<redacted>@127.0.0.1:9/b/k"));
     }
 }

@@ -7,7 +7,7 @@ use arrow_buffer::Buffer;
 use arrow_ipc::reader::StreamDecoder;
 use arrow_ipc::writer::StreamEncoder;
 use arrow_schema::{Schema, SchemaRef};
-use memwal_core::Error;
+use memwal_core::{Error, ErrorCode};
 
 /// Decode a complete IPC stream: its schema and every batch in it.
 pub fn decode_stream(bytes: &[u8]) -> memwal_core::Result<(SchemaRef, Vec<RecordBatch>)> {
@@ -17,13 +17,13 @@ pub fn decode_stream(bytes: &[u8]) -> memwal_core::Result<(SchemaRef, Vec<Record
     let mut batches = Vec::new();
     while let Some(batch) = decoder
         .decode(&mut buffer)
-        .map_err(|e| Error::invalid_input(format!("Malformed Arrow IPC input: {e}")))?
+        .map_err(|e| Error::caused_by(ErrorCode::InvalidInput, "Malformed Arrow IPC input", e))?
     {
         batches.push(batch);
     }
     decoder
         .finish()
-        .map_err(|e| Error::invalid_input(format!("Malformed Arrow IPC input: {e}")))?;
+        .map_err(|e| Error::caused_by(ErrorCode::InvalidInput, "Malformed Arrow IPC input", e))?;
     let schema = decoder
         .schema()
         .ok_or_else(|| Error::invalid_input("Arrow IPC input has no schema"))?;
@@ -33,8 +33,7 @@ pub fn decode_stream(bytes: &[u8]) -> memwal_core::Result<(SchemaRef, Vec<Record
 /// Encode batches (possibly none) as one IPC stream. Arrow's encoder hands
 /// out the batches' own buffers, so each byte is copied once, into `out`.
 pub fn encode_stream(schema: &Schema, batches: &[RecordBatch]) -> memwal_core::Result<Vec<u8>> {
-    let failed =
-        |e: arrow_schema::ArrowError| Error::internal(format!("Cannot encode Arrow IPC: {e}"));
+    let failed = |e| Error::caused_by(ErrorCode::Internal, "Cannot encode Arrow IPC", e);
     let size: usize = batches.iter().map(RecordBatch::get_array_memory_size).sum();
     let mut out = Vec::with_capacity(size + 512);
     let mut encoder = StreamEncoder::try_new(schema).map_err(failed)?;

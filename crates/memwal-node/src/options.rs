@@ -6,7 +6,7 @@ use memwal_core::flush::FlushCompression;
 use memwal_core::ShardWriterConfig;
 use napi_derive::napi;
 
-use crate::errors::{safe_integer, to_js};
+use crate::errors::safe_integer;
 
 /// Every writer option, resolved; `null` durations mean "off".
 #[napi(object)]
@@ -32,30 +32,27 @@ pub struct NativeWriterOptions {
     pub flush_compression: String,
 }
 
-fn integer(name: &str, value: f64) -> napi::Result<u64> {
+fn integer(name: &str, value: f64) -> memwal_core::Result<u64> {
     safe_integer(value).ok_or_else(|| {
-        to_js(memwal_core::Error::invalid_config(format!(
+        memwal_core::Error::invalid_config(format!(
             "{name} must be a non-negative integer, got {value}"
-        )))
+        ))
     })
 }
 
-fn millis(name: &str, value: f64) -> napi::Result<Duration> {
+fn millis(name: &str, value: f64) -> memwal_core::Result<Duration> {
     integer(name, value).map(Duration::from_millis)
 }
 
-fn u32_field(name: &str, value: f64) -> napi::Result<u32> {
+fn u32_field(name: &str, value: f64) -> memwal_core::Result<u32> {
     let v = integer(name, value)?;
     u32::try_from(v).map_err(|_| {
-        to_js(memwal_core::Error::invalid_config(format!(
-            "{name} must be at most {}, got {v}",
-            u32::MAX
-        )))
+        memwal_core::Error::invalid_config(format!("{name} must be at most {}, got {v}", u32::MAX))
     })
 }
 
 impl NativeWriterOptions {
-    pub fn into_config(self) -> napi::Result<ShardWriterConfig> {
+    pub fn into_config(self) -> memwal_core::Result<ShardWriterConfig> {
         Ok(ShardWriterConfig {
             shard_spec_id: u32_field("shardSpecId", self.shard_spec_id)?,
             durable_write: self.durable_write,
@@ -95,7 +92,7 @@ impl NativeWriterOptions {
                 "walPersistRetryBaseDelayMs",
                 self.wal_persist_retry_base_delay_ms,
             )?,
-            flush_compression: FlushCompression::parse(&self.flush_compression).map_err(to_js)?,
+            flush_compression: FlushCompression::parse(&self.flush_compression)?,
         })
     }
 }

@@ -8,7 +8,7 @@ use napi::bindgen_prelude::{Buffer, PromiseRaw};
 use napi::Env;
 use napi_derive::napi;
 
-use crate::errors::{guarded, js_number, js_result, to_js};
+use crate::errors::{js_number, js_result, spawn};
 use crate::ipc::encode_stream;
 use crate::options::{open_existing_root, NativeStorageOptions};
 use crate::writer::NativeScanRequest;
@@ -41,11 +41,12 @@ pub fn open_shard_reader<'env>(
 ) -> napi::Result<PromiseRaw<'env, NativeShardReader>> {
     let abort = crate::abort::take(abort_token);
     let shard = parse_shard_id(&shard_id)
-        .map_err(|e| to_js(memwal_core::Error::invalid_input(e.message().to_string())))?;
-    let root = js_result(open_existing_root(&uri, storage))?;
-    env.spawn_future(async move {
+        .map_err(|e| memwal_core::Error::invalid_input(e.message().to_string()));
+    let shard = js_result(env, shard)?;
+    let root = js_result(env, open_existing_root(&uri, storage))?;
+    spawn(env, async move {
         let open = ShardReader::open(root, shard);
-        let reader = guarded(crate::abort::abortable(abort, "openShardReader", open)).await?;
+        let reader = crate::abort::abortable(abort, "openShardReader", open).await?;
         Ok(NativeShardReader { reader })
     })
 }
@@ -69,11 +70,11 @@ impl NativeShardReader {
 
     /// The rows' schema as an IPC stream without batches.
     #[napi(catch_unwind)]
-    pub fn schema(&self) -> napi::Result<Buffer> {
-        Ok(Buffer::from(js_result(encode_stream(
-            self.reader.schema(),
-            &[],
-        ))?))
+    pub fn schema(&self, env: &Env) -> napi::Result<Buffer> {
+        Ok(Buffer::from(js_result(
+            env,
+            encode_stream(self.reader.schema(), &[]),
+        )?))
     }
 
     #[napi(catch_unwind)]
@@ -107,23 +108,23 @@ impl NativeShardReader {
         env: &'env Env,
         request: NativeScanRequest,
     ) -> napi::Result<PromiseRaw<'env, Buffer>> {
-        let request = request.into_core()?;
+        let request = js_result(env, request.into_core())?;
         let reader = self.reader.clone();
-        env.spawn_future(async move {
-            let bytes = guarded(async move {
-                let (schema, batches) = reader.scan(&request).await?;
-                encode_stream(&schema, &batches)
-            })
-            .await?;
-            Ok(Buffer::from(bytes))
+        spawn(env, async move {
+            let (schema, batches) = reader.scan(&request).await?;
+            Ok(Buffer::from(encode_stream(&schema, &batches)?))
         })
     }
 
     /// The same rows, pulled one batch at a time.
     #[napi(catch_unwind)]
-    pub fn scan_stream(&self, request: NativeScanRequest) -> napi::Result<NativeShardScan> {
-        let request = request.into_core()?;
-        let scan = js_result(self.reader.scan_stream(&request))?;
+    pub fn scan_stream(
+        &self,
+        env: &Env,
+        request: NativeScanRequest,
+    ) -> napi::Result<NativeShardScan> {
+        let request = js_result(env, request.into_core())?;
+        let scan = js_result(env, self.reader.scan_stream(&request))?;
         Ok(NativeShardScan {
             scan: Arc::new(tokio::sync::Mutex::new(scan)),
         })
@@ -141,9 +142,9 @@ impl NativeShardScan {
     #[napi(catch_unwind, ts_return_type = "Promise<Buffer>")]
     pub fn schema<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, Buffer>> {
         let scan = self.scan.clone();
-        env.spawn_future(async move {
+        spawn(env, async move {
             let scan = scan.lock().await;
-            Ok(Buffer::from(js_result(encode_stream(scan.schema(), &[]))?))
+            Ok(Buffer::from(encode_stream(scan.schema(), &[])?))
         })
     }
 
@@ -151,16 +152,12 @@ impl NativeShardScan {
     #[napi(catch_unwind, ts_return_type = "Promise<Buffer | null>")]
     pub fn next<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, Option<Buffer>>> {
         let scan = self.scan.clone();
-        env.spawn_future(async move {
-            let bytes = guarded(async move {
-                let mut scan = scan.lock().await;
-                match scan.next_batch().await? {
-                    Some(batch) => Ok(Some(encode_stream(scan.schema(), &[batch])?)),
-                    None => Ok(None),
-                }
-            })
-            .await?;
-            Ok(bytes.map(Buffer::from))
+        spawn(env, async move {
+            let mut scan = scan.lock().await;
+            match scan.next_batch().await? {
+                Some(batch) => Ok(Some(Buffer::from(encode_stream(scan.schema(), &[batch])?))),
+                None => Ok(None),
+            }
         })
     }
 
@@ -170,7 +167,7 @@ impl NativeShardScan {
         env: &'env Env,
     ) -> napi::Result<PromiseRaw<'env, NativeScanMetrics>> {
         let scan = self.scan.clone();
-        env.spawn_future(async move {
+        spawn(env, async move {
             let metrics = scan.lock().await.metrics().clone();
             Ok(NativeScanMetrics {
                 row_groups_total: js_number(metrics.row_groups_total)?,

@@ -5,7 +5,7 @@ use napi::bindgen_prelude::{Buffer, PromiseRaw};
 use napi::Env;
 use napi_derive::napi;
 
-use crate::errors::{guarded, js_number, js_result, js_u64, to_js};
+use crate::errors::{js_number, js_result, js_u64, spawn};
 use crate::ipc::encode_stream;
 use crate::options::{open_existing_root, NativeStorageOptions};
 
@@ -37,11 +37,12 @@ pub fn open_wal_tailer<'env>(
 ) -> napi::Result<PromiseRaw<'env, NativeWalTailer>> {
     let abort = crate::abort::take(abort_token);
     let shard = parse_shard_id(&shard_id)
-        .map_err(|e| to_js(memwal_core::Error::invalid_input(e.message().to_string())))?;
-    let root = js_result(open_existing_root(&uri, storage))?;
-    env.spawn_future(async move {
+        .map_err(|e| memwal_core::Error::invalid_input(e.message().to_string()));
+    let shard = js_result(env, shard)?;
+    let root = js_result(env, open_existing_root(&uri, storage))?;
+    spawn(env, async move {
         let open = WalTailer::open(root, shard);
-        let tailer = guarded(crate::abort::abortable(abort, "openWalTailer", open)).await?;
+        let tailer = crate::abort::abortable(abort, "openWalTailer", open).await?;
         Ok(NativeWalTailer { tailer })
     })
 }
@@ -56,13 +57,18 @@ impl NativeWalTailer {
     #[napi(catch_unwind)]
     pub fn first_position<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, f64>> {
         let tailer = self.tailer.clone();
-        env.spawn_future(async move { js_number(guarded(tailer.first_position()).await?) })
+        spawn(env, async move {
+            Ok(js_number(tailer.first_position().await?)?)
+        })
     }
 
     #[napi(catch_unwind)]
     pub fn next_position<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, f64>> {
         let tailer = self.tailer.clone();
-        env.spawn_future(async move { js_number(guarded(tailer.next_position()).await?) })
+        spawn(
+            env,
+            async move { Ok(js_number(tailer.next_position().await?)?) },
+        )
     }
 
     #[napi(catch_unwind, ts_return_type = "Promise<NativeWalEntry | null>")]
@@ -71,20 +77,13 @@ impl NativeWalTailer {
         env: &'env Env,
         position: f64,
     ) -> napi::Result<PromiseRaw<'env, Option<NativeWalEntry>>> {
-        let position = js_u64("position", position)?;
+        let position = js_result(env, js_u64("position", position))?;
         let tailer = self.tailer.clone();
-        env.spawn_future(async move {
-            let entry = guarded(async move {
-                let Some(entry) = tailer.read_entry(position).await? else {
-                    return Ok(None);
-                };
-                let ipc = encode_stream(&entry.schema, &entry.batches)?;
-                Ok(Some((entry, ipc)))
-            })
-            .await?;
-            let Some((entry, ipc)) = entry else {
+        spawn(env, async move {
+            let Some(entry) = tailer.read_entry(position).await? else {
                 return Ok(None);
             };
+            let ipc = encode_stream(&entry.schema, &entry.batches)?;
             Ok(Some(NativeWalEntry {
                 position: js_number(entry.position)?,
                 epoch: js_number(entry.epoch)?,

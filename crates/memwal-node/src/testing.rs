@@ -5,7 +5,7 @@ use napi::bindgen_prelude::PromiseRaw;
 use napi::Env;
 use napi_derive::napi;
 
-use crate::errors::guarded;
+use crate::errors::spawn;
 
 #[napi(js_name = "__triggerPanicForTests", catch_unwind)]
 pub fn trigger_panic_for_tests<'env>(
@@ -15,12 +15,12 @@ pub fn trigger_panic_for_tests<'env>(
     if !asynchronous {
         panic!("deliberate synchronous panic for tests");
     }
-    env.spawn_future(guarded(async {
+    spawn(env, async {
         tokio_yield().await;
         panic!("deliberate asynchronous panic for tests");
         #[allow(unreachable_code)]
         Ok(())
-    }))
+    })
 }
 
 async fn tokio_yield() {

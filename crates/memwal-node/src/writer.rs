@@ -11,7 +11,7 @@ use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{Env, Status};
 use napi_derive::napi;
 
-use crate::errors::{guarded, js_number, js_result, js_u64, to_js};
+use crate::errors::{js_error, js_number, js_result, js_u64, spawn, Failure};
 use crate::handoff::{import_batches, split_numbers, SchemaCache};
 use crate::ipc::{decode_stream, encode_stream, schema_only};
 use crate::options::{open_root, NativeStorageOptions, NativeWriterOptions};
@@ -26,8 +26,8 @@ pub struct NativePutResult {
 }
 
 /// `(durable, failure, stopped)` as the durability listener receives it;
-/// `failure` is an error reason in the `[memwal:CODE:shard]` form.
-type DurableArgs = FnArgs<(f64, Option<String>, bool)>;
+/// `failure` is a JS error with `code` and `shardId` (see `errors.rs`).
+type DurableArgs = FnArgs<(f64, Option<napi::Error>, bool)>;
 
 /// The durability listener, callable from the WAL task. Created weak, so
 /// an idle writer does not keep Node running; `holdEventLoop` refers it
@@ -101,7 +101,7 @@ pub struct NativeScanRequest {
 }
 
 impl NativeScanRequest {
-    pub fn into_core(self) -> napi::Result<ScanRequest> {
+    pub fn into_core(self) -> memwal_core::Result<ScanRequest> {
         Ok(ScanRequest {
             columns: self.columns,
             filter: self.filter,
@@ -207,13 +207,10 @@ pub fn open_shard_writer<'env>(
     abort_token: Option<u32>,
 ) -> napi::Result<PromiseRaw<'env, NativeShardWriter>> {
     let abort = crate::abort::take(abort_token);
-    let schema = js_result(schema_only(schema_ipc))?;
-    let config = options.into_config()?;
-    let shard_id = shard_id
-        .map(|s| parse_shard_id(&s))
-        .transpose()
-        .map_err(to_js)?;
-    env.spawn_future(guarded(async move {
+    let schema = js_result(env, schema_only(schema_ipc))?;
+    let config = js_result(env, options.into_config())?;
+    let shard_id = js_result(env, shard_id.map(|s| parse_shard_id(&s)).transpose())?;
+    spawn(env, async move {
         let root = open_root(&uri, storage)?;
         let check = ShardWriter::check_open(
             root,
@@ -233,7 +230,7 @@ pub fn open_shard_writer<'env>(
             schemas: SchemaCache::default(),
             durable_callback: None,
         })
-    }))
+    })
 }
 
 #[napi]
@@ -265,7 +262,7 @@ impl NativeShardWriter {
         batches_ipc: &[u8],
         defer_append: bool,
     ) -> napi::Result<MaybeNow<'env>> {
-        let (_, batches) = js_result(decode_stream(batches_ipc))?;
+        let (_, batches) = js_result(env, decode_stream(batches_ipc))?;
         self.put_batches(env, batches, defer_append)
     }
 
@@ -283,7 +280,7 @@ impl NativeShardWriter {
         buffers: Vec<Option<TypedArray<'env>>>,
         defer_append: bool,
     ) -> napi::Result<MaybeNow<'env>> {
-        let batches = self.import(schema_ipc, &numbers, &buffers)?;
+        let batches = self.import(env, schema_ipc, &numbers, &buffers)?;
         self.put_batches(env, batches, defer_append)
     }
 
@@ -295,13 +292,12 @@ impl NativeShardWriter {
         batches: Vec<arrow_array::RecordBatch>,
         defer_append: bool,
     ) -> napi::Result<MaybeNow<'env>> {
-        match js_result(self.writer.try_put_now(batches, defer_append))? {
+        match js_result(env, self.writer.try_put_now(batches, defer_append))? {
             PutNow::Done(done) => Ok(Either::A(js_number(done.batch_positions.end)?)),
             PutNow::Queued(queued) => Ok(Either::A(-js_number(queued.batch_positions.end)?)),
             PutNow::Wait(batches) => {
                 let writer = self.writer.clone();
-                let pending = env
-                    .spawn_future(async move { put_result(guarded(writer.put(batches)).await?) })?;
+                let pending = spawn(env, async move { put_result(writer.put(batches).await?) })?;
                 Ok(Either::B(pending))
             }
         }
@@ -313,7 +309,7 @@ impl NativeShardWriter {
     /// an earlier callback.
     #[napi(
         catch_unwind,
-        ts_args_type = "callback: (durable: number, failure: string | null, stopped: boolean) => void"
+        ts_args_type = "callback: (durable: number, failure: Error | null, stopped: boolean) => void"
     )]
     pub fn listen_durable(&mut self, callback: Function<DurableArgs, ()>) -> napi::Result<()> {
         let callback: DurableCallback = callback
@@ -325,8 +321,8 @@ impl NativeShardWriter {
                 // Positions past 2^53 cannot be told apart in JS; say so
                 // rather than acknowledge the wrong puts.
                 let (durable, failure) = match js_number(p.durable) {
-                    Ok(durable) => (durable, p.failure.map(|e| to_js(e).reason)),
-                    Err(err) => (0.0, Some(err.reason)),
+                    Ok(durable) => (durable, p.failure.map(|e| js_error(&ctx.env, e))),
+                    Err(err) => (0.0, Some(err)),
                 };
                 Ok(FnArgs::from((durable, failure, p.stopped)))
             })?;
@@ -376,24 +372,25 @@ impl NativeShardWriter {
         numbers: Float64ArraySlice,
         buffers: Vec<Option<TypedArray<'env>>>,
     ) -> napi::Result<PromiseRaw<'env, NativePutResult>> {
-        let keys = self.import(schema_ipc, &numbers, &buffers)?;
+        let keys = self.import(env, schema_ipc, &numbers, &buffers)?;
         let writer = self.writer.clone();
-        env.spawn_future(async move { put_result(guarded(writer.delete(keys)).await?) })
+        spawn(env, async move { put_result(writer.delete(keys).await?) })
     }
 
     fn import(
         &self,
+        env: &Env,
         schema_ipc: &[u8],
         numbers: &[f64],
         buffers: &[Option<TypedArray>],
     ) -> napi::Result<Vec<arrow_array::RecordBatch>> {
-        let schema = js_result(self.schemas.get(schema_ipc))?;
-        let (rows, nodes) = js_result(split_numbers(numbers))?;
+        let schema = js_result(env, self.schemas.get(schema_ipc))?;
+        let (rows, nodes) = js_result(env, split_numbers(numbers))?;
         let views: Vec<Option<&[u8]>> = buffers
             .iter()
             .map(|b| b.as_ref().map(|b| &*b.arraybuffer))
             .collect();
-        js_result(import_batches(&schema, rows, nodes, &views))
+        js_result(env, import_batches(&schema, rows, nodes, &views))
     }
 
     /// Delete rows by primary key: `keys_ipc` holds the key columns.
@@ -403,9 +400,9 @@ impl NativeShardWriter {
         env: &'env Env,
         keys_ipc: &[u8],
     ) -> napi::Result<PromiseRaw<'env, NativePutResult>> {
-        let (_, keys) = js_result(decode_stream(keys_ipc))?;
+        let (_, keys) = js_result(env, decode_stream(keys_ipc))?;
         let writer = self.writer.clone();
-        env.spawn_future(async move { put_result(guarded(writer.delete(keys)).await?) })
+        spawn(env, async move { put_result(writer.delete(keys).await?) })
     }
 
     #[napi(catch_unwind)]
@@ -460,18 +457,21 @@ impl NativeShardWriter {
     #[napi(catch_unwind)]
     pub fn manifest<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, NativeManifest>> {
         let writer = self.writer.clone();
-        env.spawn_future(async move { manifest_to_js(guarded(writer.manifest()).await?) })
+        spawn(
+            env,
+            async move { Ok(manifest_to_js(writer.manifest().await?)?) },
+        )
     }
 
     #[napi(catch_unwind)]
     pub fn check_fenced<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, ()>> {
         let writer = self.writer.clone();
-        env.spawn_future(guarded(async move { writer.check_fenced().await }))
+        spawn(env, async move { Ok(writer.check_fenced().await?) })
     }
 
     #[napi(catch_unwind)]
-    pub fn memtable_stats(&self) -> napi::Result<NativeMemTableStats> {
-        let s = js_result(self.writer.memtable_stats())?;
+    pub fn memtable_stats(&self, env: &Env) -> napi::Result<NativeMemTableStats> {
+        let s = js_result(env, self.writer.memtable_stats())?;
         let durable = self.writer.wal_stats();
         Ok(NativeMemTableStats {
             row_count: js_number(s.row_count)?,
@@ -490,7 +490,7 @@ impl NativeShardWriter {
     #[napi(catch_unwind)]
     pub fn force_seal_active<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, bool>> {
         let writer = self.writer.clone();
-        env.spawn_future(guarded(async move { writer.force_seal_active().await }))
+        spawn(env, async move { Ok(writer.force_seal_active().await?) })
     }
 
     /// Rows of the unflushed MemTables as one IPC stream.
@@ -500,32 +500,28 @@ impl NativeShardWriter {
         env: &'env Env,
         request: NativeScanRequest,
     ) -> napi::Result<PromiseRaw<'env, Buffer>> {
-        let request = request.into_core()?;
+        let request = js_result(env, request.into_core())?;
         let writer = self.writer.clone();
-        env.spawn_future(async move {
-            let bytes = guarded(async move {
-                let (schema, batches) = writer.scan(&request)?;
-                encode_stream(&schema, &batches)
-            })
-            .await?;
-            Ok(Buffer::from(bytes))
+        spawn(env, async move {
+            let (schema, batches) = writer.scan(&request)?;
+            Ok(Buffer::from(encode_stream(&schema, &batches)?))
         })
     }
 
     #[napi(catch_unwind)]
     pub fn wait_for_flush_drain<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, ()>> {
         let writer = self.writer.clone();
-        env.spawn_future(guarded(async move { writer.wait_for_flush_drain().await }))
+        spawn(env, async move { Ok(writer.wait_for_flush_drain().await?) })
     }
 
     #[napi(catch_unwind)]
     pub fn close<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, ()>> {
         let writer = self.writer.clone();
-        env.spawn_future(guarded(async move { writer.close().await }))
+        spawn(env, async move { Ok(writer.close().await?) })
     }
 }
 
-fn put_result(result: memwal_core::PutResult) -> napi::Result<NativePutResult> {
+fn put_result(result: memwal_core::PutResult) -> Result<NativePutResult, Failure> {
     Ok(NativePutResult {
         start: js_number(result.batch_positions.start)?,
         end: js_number(result.batch_positions.end)?,

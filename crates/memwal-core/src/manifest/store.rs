@@ -391,7 +391,8 @@ pub fn decode_manifest(shard: &uuid::Uuid, version: u64, bytes: &[u8]) -> Result
 /// damage, and refusing it keeps every `+ 1` and probe from overflowing.
 const MAX_COUNTER: u64 = i64::MAX as u64;
 
-/// The FENCED error with the wording SPEC §3 fixes.
+/// The FENCED error for a writer whose epoch a newer claim passed
+/// (docs/FORMAT.md, section 7.5); the wording is part of the API (README, "Errors").
 pub fn fenced_error(local_epoch: u64, stored_epoch: u64, shard: &uuid::Uuid) -> Error {
     Error::fenced(format!(
         "Writer fenced: local epoch {local_epoch} < stored epoch {stored_epoch} for shard {shard}"

@@ -283,8 +283,12 @@ impl ShardWriter {
             return Err(self.shard_err(Error::invalid_input("delete needs at least one key")));
         }
         let batches = keys
-            .iter()
-            .map(|k| tombstone::delete_rows(&self.inner.schema, &self.inner.stored, k))
+            .into_iter()
+            .enumerate()
+            .map(|(i, k)| schema_check::conform_keys(&self.inner.schema, i, k))
+            .map(|k| {
+                k.and_then(|k| tombstone::delete_rows(&self.inner.schema, &self.inner.stored, &k))
+            })
             .collect::<Result<Vec<_>>>()
             // A key the flush would store changed (a decimal past its
             // precision) would delete another row once flushed.

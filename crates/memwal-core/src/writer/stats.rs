@@ -95,7 +95,7 @@ impl WriterCounters {
     }
 }
 
-/// A point-in-time copy of the counters (SPEC §7).
+/// A point-in-time copy of the counters (`writer.stats()`, README "Health").
 #[derive(Debug, Clone, PartialEq)]
 pub struct WriterStats {
     pub put_count: u64,
