@@ -10,7 +10,6 @@ mod flushing;
 mod open;
 mod open_check;
 mod replay;
-mod schema_check;
 mod stats;
 mod wal_queue;
 
@@ -262,7 +261,7 @@ impl ShardWriter {
     /// `batches` in the stored schema, as live (not deleted) rows.
     fn live_rows(&self, batches: Vec<RecordBatch>) -> Result<Vec<RecordBatch>> {
         let stored = &self.inner.stored;
-        schema_check::conform_batches(&self.inner.schema, batches)
+        crate::format::schema::conform_batches(&self.inner.schema, batches)
             .and_then(|batches| self.inner.rules.check(&batches).map(|()| batches))
             .and_then(|batches| {
                 batches
@@ -285,7 +284,7 @@ impl ShardWriter {
         let batches = keys
             .into_iter()
             .enumerate()
-            .map(|(i, k)| schema_check::conform_keys(&self.inner.schema, i, k))
+            .map(|(i, k)| crate::format::schema::conform_keys(&self.inner.schema, i, k))
             .map(|k| {
                 k.and_then(|k| tombstone::delete_rows(&self.inner.schema, &self.inner.stored, &k))
             })

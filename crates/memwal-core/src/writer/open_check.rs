@@ -12,10 +12,10 @@
 
 use arrow_schema::{Schema, SchemaRef};
 
-use super::schema_check::first_difference;
 use crate::error::{Error, Result};
 use crate::format::layout::ShardLayout;
 use crate::format::primary_key::primary_key_columns;
+use crate::format::schema::first_difference;
 use crate::format::TOMBSTONE_COLUMN;
 use crate::manifest::ShardManifest;
 use crate::read::shard_reader::generation_footer;

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 
-use super::schema_check::conform_batches;
 use crate::error::{Error, Result};
+use crate::format::schema::conform_batches;
 use crate::format::tombstone;
 use crate::memtable::batch_store::estimate_batch_bytes;
 use crate::memtable::set::freeze;
