@@ -51,25 +51,25 @@ export declare class NativeShardWriter {
   get primaryKey(): Array<string>
   get epoch(): number
   /**
-   * Put the batches of one IPC stream atomically. The bytes are copied
-   * before this returns, so the caller may reuse its buffer at once.
-   * A put with nothing to wait for (see `ShardWriter::try_put_now`) is
-   * done before this returns, and the result comes back as is.
+   * Put the batches of one IPC stream atomically; returns the end batch
+   * position (see [`MaybeNow`]). The bytes are copied before this
+   * returns, so the caller may reuse its buffer at once. Under the
+   * backpressure budget (see `ShardWriter::try_put_now`) the put is
+   * admitted before this returns and the position comes back as is.
    */
-  put(batchesIpc: Uint8Array, deferAppend: boolean): number | Promise<NativePutResult>
+  put(batchesIpc: Uint8Array, deferAppend: boolean): number | Promise<number>
   /**
    * Put batches handed over as their Arrow buffers (see `handoff.rs`):
    * `schema_ipc` is the batches' schema; `numbers` holds the row counts
    * and node numbers (see `handoff::split_numbers`).
-   * Every buffer is copied once before this returns. Resolved at once
-   * like `put` when there is nothing to wait for.
+   * Every buffer is copied once before this returns. Returns like `put`.
    */
-  putBuffers(schemaIpc: Uint8Array, numbers: Float64Array, buffers: Array<TypedArray | undefined | null>, deferAppend: boolean): number | Promise<NativePutResult>
+  putBuffers(schemaIpc: Uint8Array, numbers: Float64Array, buffers: Array<TypedArray | undefined | null>, deferAppend: boolean): number | Promise<number>
   /**
    * Have `callback(durable, failure, stopped)` called on the JS thread
    * whenever the WAL task persists an entry, fails for good, or stops:
-   * puts that came back `queued` are acknowledged through it. Replaces
-   * an earlier callback.
+   * every durable put and delete is acknowledged through it (the TS
+   * layer's `DurableWaits`). Replaces an earlier callback.
    */
   listenDurable(callback: (durable: number, failure: string | null, stopped: boolean) => void): void
   /** Append the durable puts queued with `defer_append`. */
@@ -79,9 +79,15 @@ export declare class NativeShardWriter {
    * durability listener, or let it go (`false`).
    */
   holdEventLoop(hold: boolean): void
-  /** `delete` with the key columns handed over like `put_buffers`. */
+  /**
+   * `delete` with the key columns handed over like `put_buffers`;
+   * resolves once admitted, acknowledged like a put.
+   */
   deleteBuffers(schemaIpc: Uint8Array, numbers: Float64Array, buffers: Array<TypedArray | undefined | null>): Promise<NativePutResult>
-  /** Delete rows by primary key: `keys_ipc` holds the key columns. */
+  /**
+   * Delete rows by primary key: `keys_ipc` holds the key columns.
+   * Resolves once admitted, acknowledged like a put.
+   */
   delete(keysIpc: Uint8Array): Promise<NativePutResult>
   stats(): NativeWriterStats
   health(): NativeWriterHealth
@@ -164,14 +170,10 @@ export interface NativeMemTableStats {
   pendingWalEnd: number
 }
 
+/** Where a delete's tombstone batches landed: positions `[start, end)`. */
 export interface NativePutResult {
   start: number
   end: number
-  /**
-   * Queued but not yet durable: acknowledged once the durability
-   * listener (`listenDurable`) reports batch positions up to `end`.
-   */
-  queued: boolean
 }
 
 export interface NativeScanMetrics {

@@ -253,6 +253,8 @@ export class ShardWriter implements AsyncDisposable {
   readonly #native: NativeShardWriter
   readonly #config: ShardWriterConfig
   readonly #durable: DurableWaits
+  /** Puts are acknowledged once in the WAL (`durableWrite`). */
+  readonly #durableWrite: boolean
   #closed = false
 
   /** The shard this writer owns. */
@@ -268,6 +270,7 @@ export class ShardWriter implements AsyncDisposable {
   constructor(nativeWriter: NativeShardWriter, schema: Schema, config: ShardWriterConfig) {
     this.#native = nativeWriter
     this.#config = config
+    this.#durableWrite = config.toOptions().durableWrite
     this.shardId = nativeWriter.shardId
     this.epoch = nativeWriter.epoch
     this.schema = schema
@@ -318,32 +321,31 @@ export class ShardWriter implements AsyncDisposable {
       }
     })
     const handoff = tryHandoff(batches)
-    // A put with nothing to wait for (non-durable, under the budget) is done
-    // by the time the native call returns; only the others come as a promise.
+    // The native call admits the put (queues it for the WAL) and returns its
+    // end position, or a promise of it if backpressure made it wait first.
     const defer = this.#durable.settling
-    const now = nativeSync(() =>
+    const admitted = nativeSync(() =>
       handoff
         ? this.#native.putBuffers(handoff.schemaIpc, handoff.numbers, handoff.buffers, defer)
         : this.#native.put(batchesToIPC(batches), defer),
     )
-    if (typeof now === 'number') {
-      // Done within the call: the end position, negated if queued.
-      const end = Math.abs(now)
-      if (now < 0) await this.#durable.wait(end)
-      else this.#durable.acknowledged(end)
-      return { batchPositions: { start: end - batches.length, end } }
-    }
-    const result = await native(() => now)
-    if (result.queued) await this.#durable.wait(result.end)
-    else this.#durable.acknowledged(result.end)
-    if (result.end - result.start !== batches.length) {
-      throw new MemWalError(
-        'INTERNAL',
-        `put handed ${batches.length} batches to the writer but ${result.end - result.start} arrived`,
-        { shardId: this.shardId },
-      )
-    }
-    return { batchPositions: { start: result.start, end: result.end } }
+    const end = typeof admitted === 'number' ? admitted : await native(() => admitted)
+    // Inlined #acknowledge: a non-durable put must not pay for an await.
+    if (this.#durableWrite) await this.#durable.wait(end)
+    else this.#durable.acknowledged(end)
+    return { batchPositions: { start: end - batches.length, end } }
+  }
+
+  /**
+   * The one acknowledgement of an admitted put or delete: a durable one
+   * waits for the durability listener to report positions `[.., end)` in
+   * the WAL (see durability.ts); a non-durable one is done, and only
+   * registered so that it still reaches the WAL if main returns unclosed.
+   */
+  #acknowledge(end: number): Promise<void> | undefined {
+    if (this.#durableWrite) return this.#durable.wait(end)
+    this.#durable.acknowledged(end)
+    return undefined
   }
 
   /**
@@ -369,7 +371,7 @@ export class ShardWriter implements AsyncDisposable {
         ? this.#native.deleteBuffers(handoff.schemaIpc, handoff.numbers, handoff.buffers)
         : this.#native.delete(batchesToIPC(nonEmpty)),
     )
-    this.#durable.acknowledged(result.end)
+    await this.#acknowledge(result.end)
     return { batchPositions: { start: result.start, end: result.end } }
   }
 

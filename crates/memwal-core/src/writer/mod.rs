@@ -63,8 +63,17 @@ pub enum PutNow {
     /// WAL, which the [`ShardWriter::on_durable`] listener is told.
     Queued(PutResult),
     /// The writer is over its backpressure budget: the batches, untouched,
-    /// for [`ShardWriter::put`], which waits.
+    /// for [`ShardWriter::put`] or [`ShardWriter::put_admitted`], which wait.
     Wait(Vec<RecordBatch>),
+}
+
+/// How a durable put learns that it is in the WAL.
+#[derive(Clone, Copy)]
+enum Ack {
+    /// The call waits for it.
+    Await,
+    /// The call returns once queued; the `on_durable` listener tells.
+    Listener,
 }
 
 /// WAL-side counters for `walStats()`.
@@ -195,7 +204,20 @@ impl ShardWriter {
         let started = Instant::now();
         self.ensure_usable()?;
         let batches = self.live_rows(batches)?;
-        self.write_rows(batches, started).await
+        self.write_rows(batches, started, Ack::Await).await
+    }
+
+    /// [`put`](Self::put) that returns once the batches are admitted
+    /// (queued, after any backpressure wait) instead of once durable: a
+    /// durable put is then acknowledged like one [`PutNow::Queued`] by
+    /// [`try_put_now`](Self::try_put_now), through the
+    /// [`on_durable`](Self::on_durable) listener, so a caller with such a
+    /// listener has one acknowledgement path for every put.
+    pub async fn put_admitted(&self, batches: Vec<RecordBatch>) -> Result<PutResult> {
+        let started = Instant::now();
+        self.ensure_usable()?;
+        let batches = self.live_rows(batches)?;
+        self.write_rows(batches, started, Ack::Listener).await
     }
 
     /// A put done on the caller's thread, without the two thread hops of
@@ -276,6 +298,16 @@ impl ShardWriter {
     /// key columns). Recorded as `_tombstone` rows through the same WAL,
     /// MemTable and flush path as puts, and acknowledged the same way.
     pub async fn delete(&self, keys: Vec<RecordBatch>) -> Result<PutResult> {
+        self.delete_with(keys, Ack::Await).await
+    }
+
+    /// [`delete`](Self::delete) acknowledged like
+    /// [`put_admitted`](Self::put_admitted).
+    pub async fn delete_admitted(&self, keys: Vec<RecordBatch>) -> Result<PutResult> {
+        self.delete_with(keys, Ack::Listener).await
+    }
+
+    async fn delete_with(&self, keys: Vec<RecordBatch>, ack: Ack) -> Result<PutResult> {
         let started = Instant::now();
         self.ensure_usable()?;
         if keys.is_empty() {
@@ -289,11 +321,16 @@ impl ShardWriter {
             // precision) would delete another row once flushed.
             .and_then(|batches| self.inner.rules.check(&batches).map(|()| batches))
             .map_err(|e| self.shard_err(e))?;
-        self.write_rows(batches, started).await
+        self.write_rows(batches, started, ack).await
     }
 
     /// The shared tail of put and delete: rows already in the stored schema.
-    async fn write_rows(&self, batches: Vec<RecordBatch>, started: Instant) -> Result<PutResult> {
+    async fn write_rows(
+        &self,
+        batches: Vec<RecordBatch>,
+        started: Instant,
+        ack: Ack,
+    ) -> Result<PutResult> {
         let durable = self.inner.config.durable_write;
         match &self.inner.memtables {
             Some(tables) => {
@@ -307,6 +344,15 @@ impl ShardWriter {
         }
         let (range, rows) = self.enqueue(batches, durable)?;
         if durable {
+            if let Ack::Listener = ack {
+                let queue = &self.inner.queue;
+                self.inner
+                    .acks
+                    .expect(|| queue.durable(), range.end, rows, started);
+                return Ok(PutResult {
+                    batch_positions: range,
+                });
+            }
             self.inner
                 .queue
                 .wait_durable(range.end)
