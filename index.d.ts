@@ -120,7 +120,7 @@ export declare function createAbortToken(): number
 
 export declare function defaultStorageOptions(): NativeStorageDefaults
 
-/** The core's defaults, so the TS builder has one source of truth. */
+/** The core's defaults, every field set: the TS builder's starting point. */
 export declare function defaultWriterOptions(): NativeWriterOptions
 
 /** Forget token `id` (opens already given it keep it). */
@@ -168,6 +168,17 @@ export interface NativeMemTableStats {
   /** Batch positions `[pendingWalStart, pendingWalEnd)` are not yet in the WAL. */
   pendingWalStart: number
   pendingWalEnd: number
+}
+
+/** One writer option: its name, how its value is written and its bounds. */
+export interface NativeOptionSpec {
+  name: string
+  kind: 'integer' | 'integer|null' | 'boolean' | 'choice'
+  /** Inclusive bounds of an integer option (checked natively). */
+  min?: number
+  max?: number
+  /** The values a `choice` option takes. */
+  choices?: Array<string>
 }
 
 /** Where a delete's tombstone batches landed: positions `[start, end)`. */
@@ -242,27 +253,40 @@ export interface NativeWriterHealth {
   failure?: NativeErrorInfo
 }
 
-/** Every writer option, resolved; `null` durations mean "off". */
+/**
+ * The writer's options (see `ShardWriterConfig` in the core). Durations
+ * are milliseconds, sizes bytes. Every field is optional on the way in
+ * (absent = the default); `defaultWriterOptions()` fills each.
+ */
 export interface NativeWriterOptions {
-  shardSpecId: number
-  durableWrite: boolean
-  syncIndexedWrite: boolean
-  maxWalBufferSize: number
-  maxWalFlushIntervalMs?: number
-  maxMemtableSize: number
-  maxMemtableRows: number
-  maxMemtableBatches: number
-  manifestScanBatchSize: number
-  maxUnflushedMemtableBytes: number
-  backpressureLogIntervalMs: number
-  asyncIndexBufferRows: number
-  asyncIndexIntervalMs: number
-  statsLogIntervalMs?: number
-  enableMemtable: boolean
-  maxWalPersistRetries: number
-  walPersistRetryBaseDelayMs: number
-  /** Codec of flushed Parquet files: none, snappy, lz4 or zstd. */
-  flushCompression: string
+  /** Sharding spec of the shard; 0 = a manually assigned shard. */
+  shardSpecId?: number
+  /** `put` resolves only after its batches are persisted in the WAL. */
+  durableWrite?: boolean
+  /** Unsent WAL bytes that trigger an append before the timer does. */
+  maxWalBufferSize?: number
+  /** Longest time a non-durable put waits to be appended; `null` = no timer. */
+  maxWalFlushIntervalMs?: number | null
+  /** Estimated bytes at which the active MemTable freezes and is flushed. */
+  maxMemtableSize?: number
+  /** Batches at which the active MemTable freezes (at most 10,000,000). */
+  maxMemtableBatches?: number
+  /** Manifest versions probed concurrently per round when finding the newest. */
+  manifestScanBatchSize?: number
+  /** Bytes not yet flushed above which `put` waits (backpressure). */
+  maxUnflushedMemtableBytes?: number
+  /** Period of the log line while puts wait for backpressure. */
+  backpressureLogIntervalMs?: number
+  /** Period of the stats line in the log (`MEMWAL_LOG=info`); `null` = off. */
+  statsLogIntervalMs?: number | null
+  /** `false` = WAL-only mode: no MemTable, no flush, no indexes. */
+  enableMemtable?: boolean
+  /** Store errors retried at one WAL position before the writer is poisoned. */
+  maxWalPersistRetries?: number
+  /** First delay between WAL append retries (doubling per retry). */
+  walPersistRetryBaseDelayMs?: number
+  /** Codec of flushed Parquet generations. */
+  flushCompression?: 'none' | 'snappy' | 'lz4' | 'zstd'
 }
 
 export interface NativeWriterStats {
@@ -296,3 +320,6 @@ export declare function openShardWriter(uri: string, schemaIpc: Uint8Array, shar
  * no manifest or a local root that does not exist (nothing is created).
  */
 export declare function openWalTailer(uri: string, shardId: string, storage?: NativeStorageOptions | undefined | null, abortToken?: number | undefined | null): Promise<NativeWalTailer>
+
+/** The core's list of writer options (`WRITER_OPTIONS`), in order. */
+export declare function writerOptionTable(): Array<NativeOptionSpec>

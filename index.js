@@ -848,3 +848,4 @@ module.exports.dropAbortToken = nativeBinding.dropAbortToken
 module.exports.openShardReader = nativeBinding.openShardReader
 module.exports.openShardWriter = nativeBinding.openShardWriter
 module.exports.openWalTailer = nativeBinding.openWalTailer
+module.exports.writerOptionTable = nativeBinding.writerOptionTable

@@ -23,7 +23,7 @@ use arrow_schema::SchemaRef;
 use tokio::sync::OnceCell;
 use tokio::task::JoinHandle;
 
-pub use config::ShardWriterConfig;
+pub use config::{OptionKind, OptionSpec, ShardWriterConfig, WRITER_OPTIONS};
 pub use durable_acks::{DurableListener, DurableProgress};
 pub use memtable_mode::{FlushProgress, MemTableStats};
 pub use open::CheckedOpen;
