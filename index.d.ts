@@ -209,20 +209,35 @@ export interface NativeStorageDefaults {
 }
 
 /**
- * Settings of object-store roots (`s3://`), as given in JS. Durations
- * are milliseconds; unset ones take the core's defaults.
+ * Credentials, endpoint and limits for object-store roots
+ * (`s3://bucket/prefix`); local and `memory://` roots ignore them. Anything
+ * left out comes from the standard `AWS_*` environment variables. Secrets
+ * never appear in errors or logs, nor does the `user:password@` of an
+ * endpoint URL.
  */
 export interface NativeStorageOptions {
   region?: string
+  /** A custom endpoint, e.g. `http://127.0.0.1:9000` for an S3-compatible server. */
   endpoint?: string
   accessKeyId?: string
   secretAccessKey?: string
   sessionToken?: string
+  /** Allow plain-HTTP endpoints. */
   allowHttp?: boolean
+  /** Longest time one request may take, connecting through its last byte (default 30000 ms). */
   timeoutMs?: number
+  /** Longest time to establish a connection (default 5000 ms). */
   connectTimeoutMs?: number
+  /** Longest time spent retrying one request after failures and timeouts (default 60000 ms). */
   retryTimeoutMs?: number
+  /** Most retries of one request (default 10). */
   maxRetries?: number
+}
+
+/** One storage option: its name and JS type. */
+export interface NativeStorageOptionSpec {
+  name: string
+  kind: 'string' | 'boolean' | 'number'
 }
 
 export interface NativeWalEntry {
@@ -320,6 +335,9 @@ export declare function openShardWriter(uri: string, schemaIpc: Uint8Array, shar
  * no manifest or a local root that does not exist (nothing is created).
  */
 export declare function openWalTailer(uri: string, shardId: string, storage?: NativeStorageOptions | undefined | null, abortToken?: number | undefined | null): Promise<NativeWalTailer>
+
+/** The storage options the binding takes, in order. */
+export declare function storageOptionTable(): Array<NativeStorageOptionSpec>
 
 /** The core's list of writer options (`WRITER_OPTIONS`), in order. */
 export declare function writerOptionTable(): Array<NativeOptionSpec>

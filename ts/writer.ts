@@ -5,9 +5,11 @@ import {
   type NativeMemTableStats,
   type NativeScanRequest,
   type NativeShardWriter,
+  type NativeStorageOptions,
   type NativeWalStats,
   type NativeWriterStats,
   openShardWriter as nativeOpenShardWriter,
+  storageOptionTable,
 } from '../index.js'
 import { abortableOpen, checkSignal } from './abort.js'
 import {
@@ -24,42 +26,19 @@ import { MemWalError, type MemWalErrorCode, native, nativeSync, toMemWalError } 
 import { type Handoff, handoffOf } from './handoff.js'
 
 /**
- * Credentials, endpoint and limits for object-store roots
- * (`s3://bucket/prefix`); local and `memory://` roots ignore them. Anything
- * left out comes from the standard `AWS_*` environment variables. Secrets
- * never appear in errors or logs, nor does the `user:password@` of an
- * endpoint URL.
+ * Credentials, endpoint and limits for object-store roots; see
+ * `NativeStorageOptions` (defined, with its docs, in the binding).
  */
-export interface StorageOptions {
-  region?: string
-  /** A custom endpoint, e.g. `http://127.0.0.1:9000` for an S3-compatible server. */
-  endpoint?: string
-  accessKeyId?: string
-  secretAccessKey?: string
-  sessionToken?: string
-  /** Allow plain-HTTP endpoints. */
-  allowHttp?: boolean
-  /** Longest time one request may take, connecting through its last byte (default 30000 ms). */
-  timeoutMs?: number
-  /** Longest time to establish a connection (default 5000 ms). */
-  connectTimeoutMs?: number
-  /** Longest time spent retrying one request after failures and timeouts (default 60000 ms). */
-  retryTimeoutMs?: number
-  /** Most retries of one request (default 10). */
-  maxRetries?: number
-}
+export type StorageOptions = NativeStorageOptions
 
-const STORAGE_OPTION_TYPES: Record<string, 'string' | 'boolean' | 'number'> = {
-  region: 'string',
-  endpoint: 'string',
-  accessKeyId: 'string',
-  secretAccessKey: 'string',
-  sessionToken: 'string',
-  allowHttp: 'boolean',
-  timeoutMs: 'number',
-  connectTimeoutMs: 'number',
-  retryTimeoutMs: 'number',
-  maxRetries: 'number',
+let storageOptionTypes: ReadonlyMap<string, string> | undefined
+
+/** Each storage option's JS type, from the binding's table (read once). */
+function storageTypes(): ReadonlyMap<string, string> {
+  storageOptionTypes ??= new Map(
+    nativeSync(() => storageOptionTable()).map((spec) => [spec.name, spec.kind]),
+  )
+  return storageOptionTypes
 }
 
 const SECRET_STORAGE_OPTIONS = new Set(['accessKeyId', 'secretAccessKey', 'sessionToken'])
@@ -79,7 +58,7 @@ export function checkStorageOptions(options: unknown): StorageOptions | undefine
     throw new MemWalError('INVALID_CONFIG', 'storageOptions must be an object')
   }
   for (const [name, value] of Object.entries(options)) {
-    const type = STORAGE_OPTION_TYPES[name]
+    const type = storageTypes().get(name)
     if (type === undefined) {
       throw new MemWalError('INVALID_CONFIG', `Unknown storageOptions field '${name}'`)
     }

@@ -221,21 +221,66 @@ pub fn writer_option_table() -> Vec<NativeOptionSpec> {
         .collect()
 }
 
-/// Settings of object-store roots (`s3://`), as given in JS. Durations
-/// are milliseconds; unset ones take the core's defaults.
+/// Credentials, endpoint and limits for object-store roots
+/// (`s3://bucket/prefix`); local and `memory://` roots ignore them. Anything
+/// left out comes from the standard `AWS_*` environment variables. Secrets
+/// never appear in errors or logs, nor does the `user:password@` of an
+/// endpoint URL.
 #[napi(object)]
 #[derive(Default)]
 pub struct NativeStorageOptions {
     pub region: Option<String>,
+    /// A custom endpoint, e.g. `http://127.0.0.1:9000` for an S3-compatible server.
     pub endpoint: Option<String>,
     pub access_key_id: Option<String>,
     pub secret_access_key: Option<String>,
     pub session_token: Option<String>,
+    /// Allow plain-HTTP endpoints.
     pub allow_http: Option<bool>,
+    /// Longest time one request may take, connecting through its last byte (default 30000 ms).
     pub timeout_ms: Option<f64>,
+    /// Longest time to establish a connection (default 5000 ms).
     pub connect_timeout_ms: Option<f64>,
+    /// Longest time spent retrying one request after failures and timeouts (default 60000 ms).
     pub retry_timeout_ms: Option<f64>,
+    /// Most retries of one request (default 10).
     pub max_retries: Option<f64>,
+}
+
+/// Each storage option's name and JS type, for the TS layer's checks
+/// (names and types; values are checked in [`NativeStorageOptions::into_core`]).
+/// Kept next to the struct, in its order; a unit test holds them equal.
+const STORAGE_OPTIONS: &[(&str, &str)] = &[
+    ("region", "string"),
+    ("endpoint", "string"),
+    ("accessKeyId", "string"),
+    ("secretAccessKey", "string"),
+    ("sessionToken", "string"),
+    ("allowHttp", "boolean"),
+    ("timeoutMs", "number"),
+    ("connectTimeoutMs", "number"),
+    ("retryTimeoutMs", "number"),
+    ("maxRetries", "number"),
+];
+
+/// One storage option: its name and JS type.
+#[napi(object)]
+pub struct NativeStorageOptionSpec {
+    pub name: String,
+    #[napi(ts_type = "'string' | 'boolean' | 'number'")]
+    pub kind: String,
+}
+
+/// The storage options the binding takes, in order.
+#[napi]
+pub fn storage_option_table() -> Vec<NativeStorageOptionSpec> {
+    STORAGE_OPTIONS
+        .iter()
+        .map(|(name, kind)| NativeStorageOptionSpec {
+            name: name.to_string(),
+            kind: kind.to_string(),
+        })
+        .collect()
 }
 
 /// A storage option that must be a safe integer of at least `min`.
@@ -305,4 +350,50 @@ pub fn open_existing_root(
     storage: Option<NativeStorageOptions>,
 ) -> memwal_core::Result<memwal_core::StorageRoot> {
     memwal_core::StorageRoot::open_existing_with(uri, &storage.unwrap_or_default().into_core()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The storage table names exactly the struct's fields: every field set
+    /// to a value of the table's type converts, and one more name would be
+    /// a field the struct lacks (counted by destructuring).
+    #[test]
+    fn storage_table_matches_the_struct() {
+        let NativeStorageOptions {
+            region: _,
+            endpoint: _,
+            access_key_id: _,
+            secret_access_key: _,
+            session_token: _,
+            allow_http: _,
+            timeout_ms: _,
+            connect_timeout_ms: _,
+            retry_timeout_ms: _,
+            max_retries: _,
+        } = NativeStorageOptions::default();
+        const FIELDS: [&str; 10] = [
+            "region",
+            "endpoint",
+            "access_key_id",
+            "secret_access_key",
+            "session_token",
+            "allow_http",
+            "timeout_ms",
+            "connect_timeout_ms",
+            "retry_timeout_ms",
+            "max_retries",
+        ];
+        let camel: Vec<String> = FIELDS
+            .iter()
+            .map(|f| {
+                let mut parts = f.split('_');
+                let first = parts.next().unwrap().to_string();
+                parts.fold(first, |acc, p| acc + &p[..1].to_uppercase() + &p[1..])
+            })
+            .collect();
+        let names: Vec<&str> = STORAGE_OPTIONS.iter().map(|(n, _)| *n).collect();
+        assert_eq!(names, camel);
+    }
 }
