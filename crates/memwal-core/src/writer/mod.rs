@@ -1,5 +1,7 @@
 //! The shard writer: claims a shard, fences its predecessor, and turns puts
-//! into durable WAL entries.
+//! into durable WAL entries. A little over 600 lines: this is the writer's
+//! whole public surface; its parts (open, queue, MemTables, acks) live in
+//! the submodules.
 
 mod backpressure;
 mod batch_rules;
@@ -67,12 +69,11 @@ pub enum PutNow {
     Wait(Vec<RecordBatch>),
 }
 
-/// How a durable put learns that it is in the WAL.
+/// How a durable put learns that it is in the WAL: the call waits for it,
+/// or returns once queued and the `on_durable` listener tells.
 #[derive(Clone, Copy)]
 enum Ack {
-    /// The call waits for it.
     Await,
-    /// The call returns once queued; the `on_durable` listener tells.
     Listener,
 }
 
@@ -207,12 +208,10 @@ impl ShardWriter {
         self.write_rows(batches, started, Ack::Await).await
     }
 
-    /// [`put`](Self::put) that returns once the batches are admitted
-    /// (queued, after any backpressure wait) instead of once durable: a
-    /// durable put is then acknowledged like one [`PutNow::Queued`] by
-    /// [`try_put_now`](Self::try_put_now), through the
-    /// [`on_durable`](Self::on_durable) listener, so a caller with such a
-    /// listener has one acknowledgement path for every put.
+    /// [`put`](Self::put) that returns once admitted (queued, after any
+    /// backpressure wait): a durable put is then acknowledged through the
+    /// [`on_durable`](Self::on_durable) listener like a [`PutNow::Queued`],
+    /// so such a caller has one acknowledgement path for every put.
     pub async fn put_admitted(&self, batches: Vec<RecordBatch>) -> Result<PutResult> {
         let started = Instant::now();
         self.ensure_usable()?;
