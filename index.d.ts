@@ -51,25 +51,25 @@ export declare class NativeShardWriter {
   get primaryKey(): Array<string>
   get epoch(): number
   /**
-   * Put the batches of one IPC stream atomically. The bytes are copied
-   * before this returns, so the caller may reuse its buffer at once.
-   * A put with nothing to wait for (see `ShardWriter::try_put_now`) is
-   * done before this returns, and the result comes back as is.
+   * Put the batches of one IPC stream atomically; returns the end batch
+   * position (see [`MaybeNow`]). The bytes are copied before this
+   * returns, so the caller may reuse its buffer at once. Under the
+   * backpressure budget (see `ShardWriter::try_put_now`) the put is
+   * admitted before this returns and the position comes back as is.
    */
-  put(batchesIpc: Uint8Array, deferAppend: boolean): number | Promise<NativePutResult>
+  put(batchesIpc: Uint8Array, deferAppend: boolean): number | Promise<number>
   /**
    * Put batches handed over as their Arrow buffers (see `handoff.rs`):
    * `schema_ipc` is the batches' schema; `numbers` holds the row counts
    * and node numbers (see `handoff::split_numbers`).
-   * Every buffer is copied once before this returns. Resolved at once
-   * like `put` when there is nothing to wait for.
+   * Every buffer is copied once before this returns. Returns like `put`.
    */
-  putBuffers(schemaIpc: Uint8Array, numbers: Float64Array, buffers: Array<TypedArray | undefined | null>, deferAppend: boolean): number | Promise<NativePutResult>
+  putBuffers(schemaIpc: Uint8Array, numbers: Float64Array, buffers: Array<TypedArray | undefined | null>, deferAppend: boolean): number | Promise<number>
   /**
    * Have `callback(durable, failure, stopped)` called on the JS thread
    * whenever the WAL task persists an entry, fails for good, or stops:
-   * puts that came back `queued` are acknowledged through it. Replaces
-   * an earlier callback.
+   * every durable put and delete is acknowledged through it (the TS
+   * layer's `DurableWaits`). Replaces an earlier callback.
    */
   listenDurable(callback: (durable: number, failure: Error | null, stopped: boolean) => void): void
   /** Append the durable puts queued with `defer_append`. */
@@ -79,9 +79,15 @@ export declare class NativeShardWriter {
    * durability listener, or let it go (`false`).
    */
   holdEventLoop(hold: boolean): void
-  /** `delete` with the key columns handed over like `put_buffers`. */
+  /**
+   * `delete` with the key columns handed over like `put_buffers`;
+   * resolves once admitted, acknowledged like a put.
+   */
   deleteBuffers(schemaIpc: Uint8Array, numbers: Float64Array, buffers: Array<TypedArray | undefined | null>): Promise<NativePutResult>
-  /** Delete rows by primary key: `keys_ipc` holds the key columns. */
+  /**
+   * Delete rows by primary key: `keys_ipc` holds the key columns.
+   * Resolves once admitted, acknowledged like a put.
+   */
   delete(keysIpc: Uint8Array): Promise<NativePutResult>
   stats(): NativeWriterStats
   health(): NativeWriterHealth
@@ -114,7 +120,7 @@ export declare function createAbortToken(): number
 
 export declare function defaultStorageOptions(): NativeStorageDefaults
 
-/** The core's defaults, so the TS builder has one source of truth. */
+/** The core's defaults, every field set: the TS builder's starting point. */
 export declare function defaultWriterOptions(): NativeWriterOptions
 
 /** Forget token `id` (opens already given it keep it). */
@@ -164,14 +170,21 @@ export interface NativeMemTableStats {
   pendingWalEnd: number
 }
 
+/** One writer option: its name, how its value is written and its bounds. */
+export interface NativeOptionSpec {
+  name: string
+  kind: 'integer' | 'integer|null' | 'boolean' | 'choice'
+  /** Inclusive bounds of an integer option (checked natively). */
+  min?: number
+  max?: number
+  /** The values a `choice` option takes. */
+  choices?: Array<string>
+}
+
+/** Where a delete's tombstone batches landed: positions `[start, end)`. */
 export interface NativePutResult {
   start: number
   end: number
-  /**
-   * Queued but not yet durable: acknowledged once the durability
-   * listener (`listenDurable`) reports batch positions up to `end`.
-   */
-  queued: boolean
 }
 
 export interface NativeScanMetrics {
@@ -196,20 +209,35 @@ export interface NativeStorageDefaults {
 }
 
 /**
- * Settings of object-store roots (`s3://`), as given in JS. Durations
- * are milliseconds; unset ones take the core's defaults.
+ * Credentials, endpoint and limits for object-store roots
+ * (`s3://bucket/prefix`); local and `memory://` roots ignore them. Anything
+ * left out comes from the standard `AWS_*` environment variables. Secrets
+ * never appear in errors or logs, nor does the `user:password@` of an
+ * endpoint URL.
  */
 export interface NativeStorageOptions {
   region?: string
+  /** A custom endpoint, e.g. `http://127.0.0.1:9000` for an S3-compatible server. */
   endpoint?: string
   accessKeyId?: string
   secretAccessKey?: string
   sessionToken?: string
+  /** Allow plain-HTTP endpoints. */
   allowHttp?: boolean
+  /** Longest time one request may take, connecting through its last byte (default 30000 ms). */
   timeoutMs?: number
+  /** Longest time to establish a connection (default 5000 ms). */
   connectTimeoutMs?: number
+  /** Longest time spent retrying one request after failures and timeouts (default 60000 ms). */
   retryTimeoutMs?: number
+  /** Most retries of one request (default 10). */
   maxRetries?: number
+}
+
+/** One storage option: its name and JS type. */
+export interface NativeStorageOptionSpec {
+  name: string
+  kind: 'string' | 'boolean' | 'number'
 }
 
 export interface NativeWalEntry {
@@ -240,27 +268,40 @@ export interface NativeWriterHealth {
   failure?: NativeErrorInfo
 }
 
-/** Every writer option, resolved; `null` durations mean "off". */
+/**
+ * The writer's options (see `ShardWriterConfig` in the core). Durations
+ * are milliseconds, sizes bytes. Every field is optional on the way in
+ * (absent = the default); `defaultWriterOptions()` fills each.
+ */
 export interface NativeWriterOptions {
-  shardSpecId: number
-  durableWrite: boolean
-  syncIndexedWrite: boolean
-  maxWalBufferSize: number
-  maxWalFlushIntervalMs?: number
-  maxMemtableSize: number
-  maxMemtableRows: number
-  maxMemtableBatches: number
-  manifestScanBatchSize: number
-  maxUnflushedMemtableBytes: number
-  backpressureLogIntervalMs: number
-  asyncIndexBufferRows: number
-  asyncIndexIntervalMs: number
-  statsLogIntervalMs?: number
-  enableMemtable: boolean
-  maxWalPersistRetries: number
-  walPersistRetryBaseDelayMs: number
-  /** Codec of flushed Parquet files: none, snappy, lz4 or zstd. */
-  flushCompression: string
+  /** Sharding spec of the shard; 0 = a manually assigned shard. */
+  shardSpecId?: number
+  /** `put` resolves only after its batches are persisted in the WAL. */
+  durableWrite?: boolean
+  /** Unsent WAL bytes that trigger an append before the timer does. */
+  maxWalBufferSize?: number
+  /** Longest time a non-durable put waits to be appended; `null` = no timer. */
+  maxWalFlushIntervalMs?: number | null
+  /** Estimated bytes at which the active MemTable freezes and is flushed. */
+  maxMemtableSize?: number
+  /** Batches at which the active MemTable freezes (at most 10,000,000). */
+  maxMemtableBatches?: number
+  /** Manifest versions probed concurrently per round when finding the newest. */
+  manifestScanBatchSize?: number
+  /** Bytes not yet flushed above which `put` waits (backpressure). */
+  maxUnflushedMemtableBytes?: number
+  /** Period of the log line while puts wait for backpressure. */
+  backpressureLogIntervalMs?: number
+  /** Period of the stats line in the log (`MEMWAL_LOG=info`); `null` = off. */
+  statsLogIntervalMs?: number | null
+  /** `false` = WAL-only mode: no MemTable, no flush, no indexes. */
+  enableMemtable?: boolean
+  /** Store errors retried at one WAL position before the writer is poisoned. */
+  maxWalPersistRetries?: number
+  /** First delay between WAL append retries (doubling per retry). */
+  walPersistRetryBaseDelayMs?: number
+  /** Codec of flushed Parquet generations. */
+  flushCompression?: 'none' | 'snappy' | 'lz4' | 'zstd'
 }
 
 export interface NativeWriterStats {
@@ -294,3 +335,9 @@ export declare function openShardWriter(uri: string, schemaIpc: Uint8Array, shar
  * no manifest or a local root that does not exist (nothing is created).
  */
 export declare function openWalTailer(uri: string, shardId: string, storage?: NativeStorageOptions | undefined | null, abortToken?: number | undefined | null): Promise<NativeWalTailer>
+
+/** The storage options the binding takes, in order. */
+export declare function storageOptionTable(): Array<NativeStorageOptionSpec>
+
+/** The core's list of writer options (`WRITER_OPTIONS`), in order. */
+export declare function writerOptionTable(): Array<NativeOptionSpec>

@@ -848,3 +848,5 @@ module.exports.dropAbortToken = nativeBinding.dropAbortToken
 module.exports.openShardReader = nativeBinding.openShardReader
 module.exports.openShardWriter = nativeBinding.openShardWriter
 module.exports.openWalTailer = nativeBinding.openWalTailer
+module.exports.storageOptionTable = nativeBinding.storageOptionTable
+module.exports.writerOptionTable = nativeBinding.writerOptionTable

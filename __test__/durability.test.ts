@@ -6,7 +6,8 @@
 import { spawn } from 'node:child_process'
 import { resolve } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import { openShardReader } from '../ts/index.js'
+import { DurableWaits } from '../ts/durability.js'
+import { MemWalError, openShardReader } from '../ts/index.js'
 import {
   BACKENDS,
   backendRoot,
@@ -52,6 +53,32 @@ describe.each(BACKENDS)('%s backend', (kind) => {
     expect(ids.sort((a, b) => a - b)).toEqual(Array.from({ length: puts }, (_, i) => i))
   })
 
+  it('durable puts admitted after a backpressure wait resolve through the same listener, once in the WAL', async () => {
+    const root = freshRoot('backpressured-acks')
+    // A one-byte MemTable freezes at every put and the one-byte budget holds
+    // every later put until a Parquet flush (milliseconds, where a put call
+    // takes microseconds) frees it: each waits natively to be admitted, then
+    // waits for the WAL like any other put.
+    const writer = await root.writer({
+      schema: events(0, 1).schema,
+      config: { maxUnflushedMemtableBytes: 1, maxMemtableSize: 1, statsLogIntervalMs: null },
+    })
+    const puts = 12
+    const seen = await Promise.all(
+      Array.from({ length: puts }, async (_, i) => {
+        const result = await writer.put(events(i, 1))
+        return { end: result.batchPositions.end, durable: writer.walStats().durableBatchPosition }
+      }),
+    )
+    for (const { end, durable } of seen) expect(durable).toBeGreaterThanOrEqual(end)
+    expect(seen.map((s) => s.end).sort((a, b) => a - b)).toEqual(
+      Array.from({ length: puts }, (_, i) => i + 1),
+    )
+    expect(writer.stats().backpressureCount).toBeGreaterThan(0)
+    expect(writer.stats().putCount).toBe(puts)
+    await writer.close()
+  })
+
   it('close() appends the puts still queued and each of them resolves', async () => {
     const root = freshRoot('close-settles')
     const writer = await root.writer({
@@ -64,6 +91,35 @@ describe.each(BACKENDS)('%s backend', (kind) => {
     expect(results.map((r) => r.batchPositions.start)).toEqual(
       Array.from({ length: 50 }, (_, i) => i),
     )
+  })
+})
+
+describe('DurableWaits', () => {
+  const noNative = { hold: () => undefined, appendNow: () => undefined, pin: () => undefined }
+
+  it('a put registered after a later position still resolves when the WAL reaches it, and a stop rejects only the puts beyond', async () => {
+    const waits = new DurableWaits('shard', noNative)
+    // A backpressured put admitted at end 2 may register after a put
+    // admitted later at end 3.
+    const later = waits.wait(3).then(
+      () => 'resolved',
+      (e: unknown) => e,
+    )
+    const earlier = waits.wait(2).then(() => 'resolved')
+    waits.progress(2, null, true)
+    expect(await earlier).toBe('resolved')
+    const error = await later
+    expect(error).toBeInstanceOf(MemWalError)
+    expect((error as MemWalError).code).toBe('CLOSED')
+  })
+
+  it('a failure rejects every waiting put with its code, and later waits too', async () => {
+    const waits = new DurableWaits('shard', noNative)
+    const settled = (end: number) => waits.wait(end).catch((e: unknown) => e)
+    const waiting = [settled(1), settled(5)]
+    waits.progress(0, '[memwal:FENCED:shard] A newer writer claimed the shard', false)
+    const errors = await Promise.all([...waiting, settled(7)])
+    expect(errors.map((e) => (e as MemWalError).code)).toEqual(['FENCED', 'FENCED', 'FENCED'])
   })
 })
 

@@ -97,6 +97,36 @@ describe('open options', () => {
     })
   })
 
+  it('every option has a with… setter that sets it, and its default comes from the core', () => {
+    const defaults = ShardWriterConfig.defaults().toOptions()
+    const names = Object.keys(defaults)
+    expect(names.length).toBeGreaterThan(10)
+    for (const name of names) {
+      const setter = `with${name[0].toUpperCase()}${name.slice(1)}`
+      const value = defaults[name as keyof typeof defaults]
+      const changed = typeof value === 'boolean' ? !value : typeof value === 'string' ? 'zstd' : 7
+      const config = (
+        ShardWriterConfig.defaults() as unknown as Record<string, (v: unknown) => ShardWriterConfig>
+      )[setter](changed)
+      expect(config.toOptions()[name as keyof typeof defaults]).toBe(changed)
+    }
+  })
+
+  it('options that did nothing are gone: naming one is INVALID_CONFIG', () => {
+    for (const name of [
+      'syncIndexedWrite',
+      'asyncIndexBufferRows',
+      'asyncIndexIntervalMs',
+      'maxMemtableRows',
+    ]) {
+      const error = throwsWith(
+        () => ShardWriterConfig.from({ [name]: 1 } as never),
+        'INVALID_CONFIG',
+      )
+      expect(error.message).toContain(name)
+    }
+  })
+
   it('bad shard ids, roots, schemas and option names are rejected', async () => {
     for (const shardId of [
       'not-a-uuid',

@@ -41,6 +41,7 @@ import {
   LARGE_ROWS,
   MEMTABLE_SETTINGS,
   PYLANCE_DURABLE_FLUSH_INTERVAL_MS,
+  PYLANCE_UNFLUSHED_MAX_ROWS,
   pylanceUnflushed,
   type Scenario,
   scenarioMatrix,
@@ -206,7 +207,7 @@ async function runPylance(spec: RunSpec, pool: Pool): Promise<RunResult> {
         max_unflushed_memtable_bytes: unflushed
           ? UNFLUSHED_MEMTABLE_SETTINGS.maxUnflushedMemtableBytes
           : MEMTABLE_SETTINGS.maxUnflushedMemtableBytes,
-        max_memtable_rows: unflushed ? UNFLUSHED_MEMTABLE_SETTINGS.maxMemtableRows : undefined,
+        max_memtable_rows: unflushed ? PYLANCE_UNFLUSHED_MAX_ROWS : undefined,
         max_memtable_batches: unflushed
           ? UNFLUSHED_MEMTABLE_SETTINGS.maxMemtableBatches
           : undefined,

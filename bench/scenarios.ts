@@ -65,9 +65,11 @@ export const MEMTABLE_SETTINGS = {
 export const UNFLUSHED_MEMTABLE_SETTINGS = {
   maxMemtableSize: 16 * 1024 * MIB,
   maxUnflushedMemtableBytes: 32 * 1024 * MIB,
-  maxMemtableRows: 100_000_000,
   maxMemtableBatches: 1_000_000,
 }
+
+/** pylance's row limit there (memwal has no row limit: bytes and batches decide). */
+export const PYLANCE_UNFLUSHED_MAX_ROWS = 100_000_000
 
 /** Where pylance runs with {@link UNFLUSHED_MEMTABLE_SETTINGS}. */
 export const pylanceUnflushed = (s: Scenario): boolean => s.store === 'memory'

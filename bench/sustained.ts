@@ -41,7 +41,6 @@ const RSS_INTERVAL_MS = 20
 /** The goal: peak RSS at most this much above baseline plus the budget. */
 const RSS_HEADROOM = 256 * MIB
 const DEFAULT_MAX_MEMTABLE_BATCHES = 8_000
-const DEFAULT_MAX_MEMTABLE_ROWS = 100_000
 
 const mib = (bytes: number, digits = 1): string => `${fmt(bytes / MIB, digits)} MiB`
 
@@ -206,7 +205,6 @@ async function sustained(dir: string, pool: Workload): Promise<SustainedResult> 
     // The defaults unless the size limit needs more, so that bytes alone decide
     // when a MemTable freezes.
     maxMemtableBatches: Math.max(DEFAULT_MAX_MEMTABLE_BATCHES, batchesPerMemtable),
-    maxMemtableRows: Math.max(DEFAULT_MAX_MEMTABLE_ROWS, batchesPerMemtable * pool.rows),
   }
   const uri = `file://${dir}`
   const failures: string[] = []
@@ -391,7 +389,6 @@ async function replay(dir: string, pool: Workload): Promise<ReplayResult> {
     maxMemtableSize: big,
     maxUnflushedMemtableBytes: big,
     maxMemtableBatches: Math.max(DEFAULT_MAX_MEMTABLE_BATCHES, 2 * puts),
-    maxMemtableRows: Math.max(DEFAULT_MAX_MEMTABLE_ROWS, 2 * rows),
   }
   await collectGarbage()
   const baselineRss = process.memoryUsage().rss

@@ -1,97 +1,77 @@
-import { defaultWriterOptions, type NativeWriterOptions } from '../index.js'
+// The writer's options, as TypeScript sees them.
+//
+// They are defined once, in Rust (`ShardWriterConfig` in the core's
+// writer/config.rs: fields, defaults, bounds). The binding exports their JS
+// shape as `NativeWriterOptions` in the generated index.d.ts (with its doc
+// comments), their defaults (`defaultWriterOptions()`) and the list of names
+// with kinds and bounds (`writerOptionTable()`). This file writes no option
+// down: `ShardWriterOptions` is derived from the generated type, the
+// builder's `with…` setters are made from the table, and the only checks
+// made here are of names and JS types, from the table's kinds, so that a
+// misspelt or mistyped option fails when it is set. Ranges are checked
+// natively when the writer opens.
+import {
+  defaultWriterOptions,
+  type NativeOptionSpec,
+  type NativeWriterOptions,
+  writerOptionTable,
+} from '../index.js'
 import { MemWalError, nativeSync } from './errors.js'
 
 /**
- * Every writer knob. Durations are milliseconds, sizes bytes; `null`
- * turns a timer off. Defaults follow Lance's ShardWriter.
+ * Every writer knob (see each field). Durations are milliseconds, sizes
+ * bytes; `null` turns a timer off. Defaults follow Lance's ShardWriter.
  */
-export interface ShardWriterOptions {
-  /** Sharding spec of the shard; 0 = a manually assigned shard. */
-  shardSpecId: number
-  /** `put` resolves only after its batches are persisted in the WAL. */
-  durableWrite: boolean
-  /** Accepted for compatibility with Lance's options; indexes are not built yet. */
-  syncIndexedWrite: boolean
-  /** Unsent WAL bytes that trigger an append before the timer does. */
-  maxWalBufferSize: number
-  /** Longest time a non-durable put waits to be appended; `null` = no timer. */
-  maxWalFlushIntervalMs: number | null
-  maxMemtableSize: number
-  maxMemtableRows: number
-  maxMemtableBatches: number
-  /** Manifest versions probed concurrently per round when finding the newest. */
-  manifestScanBatchSize: number
-  /** Bytes not yet flushed above which `put` waits (backpressure). */
-  maxUnflushedMemtableBytes: number
-  backpressureLogIntervalMs: number
-  asyncIndexBufferRows: number
-  asyncIndexIntervalMs: number
-  /** Period of the stats line in the log (`MEMWAL_LOG=info`); `null` = off. */
-  statsLogIntervalMs: number | null
-  /** `false` = WAL-only mode: no MemTable, no flush, no indexes. */
-  enableMemtable: boolean
-  /** Store errors retried at one WAL position before the writer is poisoned. */
-  maxWalPersistRetries: number
-  walPersistRetryBaseDelayMs: number
-  /** Codec of flushed Parquet generations. */
-  flushCompression: FlushCompression
-}
+export type ShardWriterOptions = Required<NativeWriterOptions>
 
 /** Codecs for flushed Parquet files. */
-export type FlushCompression = 'none' | 'snappy' | 'lz4' | 'zstd'
+export type FlushCompression = ShardWriterOptions['flushCompression']
 
-const COMPRESSIONS: readonly string[] = ['none', 'snappy', 'lz4', 'zstd']
+type OptionName = keyof ShardWriterOptions
 
-type Kind = 'number' | 'boolean' | 'number|null' | 'compression'
+/** `withMaxWalBufferSize(value)` for `maxWalBufferSize`, and so on. */
+type Setters = {
+  readonly [K in OptionName as `with${Capitalize<K>}`]: (
+    value: ShardWriterOptions[K],
+  ) => ShardWriterConfig
+}
 
-const KINDS: { readonly [K in keyof ShardWriterOptions]: Kind } = {
-  shardSpecId: 'number',
-  durableWrite: 'boolean',
-  syncIndexedWrite: 'boolean',
-  maxWalBufferSize: 'number',
-  maxWalFlushIntervalMs: 'number|null',
-  maxMemtableSize: 'number',
-  maxMemtableRows: 'number',
-  maxMemtableBatches: 'number',
-  manifestScanBatchSize: 'number',
-  maxUnflushedMemtableBytes: 'number',
-  backpressureLogIntervalMs: 'number',
-  asyncIndexBufferRows: 'number',
-  asyncIndexIntervalMs: 'number',
-  statsLogIntervalMs: 'number|null',
-  enableMemtable: 'boolean',
-  maxWalPersistRetries: 'number',
-  walPersistRetryBaseDelayMs: 'number',
-  flushCompression: 'compression',
+let table: ReadonlyMap<string, NativeOptionSpec> | undefined
+
+/** The native option list, by name (read once). */
+function optionTable(): ReadonlyMap<string, NativeOptionSpec> {
+  table ??= new Map(nativeSync(() => writerOptionTable()).map((spec) => [spec.name, spec]))
+  return table
 }
 
 function nativeDefaults(): ShardWriterOptions {
-  const d = nativeSync(() => defaultWriterOptions())
-  return {
-    ...d,
-    flushCompression: d.flushCompression as FlushCompression,
-    maxWalFlushIntervalMs: d.maxWalFlushIntervalMs ?? null,
-    statsLogIntervalMs: d.statsLogIntervalMs ?? null,
-  }
+  return nativeSync(() => defaultWriterOptions()) as ShardWriterOptions
 }
 
-function checkValue(name: string, kind: Kind, value: unknown): void {
-  if (kind === 'compression') {
-    if (typeof value !== 'string' || !COMPRESSIONS.includes(value)) {
+function checkValue(spec: NativeOptionSpec, value: unknown): void {
+  const name = spec.name
+  if (spec.kind === 'choice') {
+    const choices = spec.choices ?? []
+    if (typeof value !== 'string' || !choices.includes(value)) {
       throw new MemWalError(
         'INVALID_CONFIG',
-        `${name} must be one of ${COMPRESSIONS.join(', ')}, got ${String(value)}`,
+        `${name} must be one of ${choices.join(', ')}, got ${String(value)}`,
       )
     }
     return
   }
   const ok =
-    kind === 'boolean'
+    spec.kind === 'boolean'
       ? typeof value === 'boolean'
       : (typeof value === 'number' && !Number.isNaN(value)) ||
-        (kind === 'number|null' && value === null)
+        (spec.kind === 'integer|null' && value === null)
   if (!ok) {
-    const expected = kind === 'number|null' ? 'a number or null' : `a ${kind}`
+    const expected =
+      spec.kind === 'boolean'
+        ? 'a boolean'
+        : spec.kind === 'integer'
+          ? 'a number'
+          : 'a number or null'
     throw new MemWalError(
       'INVALID_CONFIG',
       `${name} must be ${expected}, got ${value === null ? 'null' : typeof value}`,
@@ -107,26 +87,30 @@ function checkOptions(options: object): Partial<ShardWriterOptions> {
   if (options === null || typeof options !== 'object' || Array.isArray(options)) {
     throw new MemWalError('INVALID_CONFIG', 'config must be an object or a ShardWriterConfig')
   }
+  const known = optionTable()
   for (const [name, value] of Object.entries(options)) {
-    if (!Object.hasOwn(KINDS, name)) {
+    const spec = known.get(name)
+    if (spec === undefined) {
       throw new MemWalError(
         'INVALID_CONFIG',
-        `Unknown option '${name}'; known options: ${Object.keys(KINDS).join(', ')}`,
+        `Unknown option '${name}'; known options: ${[...known.keys()].join(', ')}`,
       )
     }
-    if (value !== undefined) checkValue(name, KINDS[name as keyof ShardWriterOptions], value)
+    if (value !== undefined) checkValue(spec, value)
   }
   return options as Partial<ShardWriterOptions>
 }
 
 /**
  * An immutable builder over `ShardWriterOptions`. Each `with…` returns a
- * new config; values are validated when the writer opens.
+ * new config; values are range-checked when the writer opens. There is one
+ * `with…` per option (`withDurableWrite`, `withMaxWalFlushIntervalMs`, …).
  *
  * ```ts
  * const config = ShardWriterConfig.defaults().withDurableWrite(false).withMaxWalFlushIntervalMs(50)
  * ```
  */
+// biome-ignore lint/suspicious/noUnsafeDeclarationMerging: the interface below types the setters defined after it
 export class ShardWriterConfig {
   readonly #options: Readonly<ShardWriterOptions>
 
@@ -151,67 +135,9 @@ export class ShardWriterConfig {
   }
 
   /** A copy with one option changed. */
-  with<K extends keyof ShardWriterOptions>(
-    name: K,
-    value: ShardWriterOptions[K],
-  ): ShardWriterConfig {
+  with<K extends OptionName>(name: K, value: ShardWriterOptions[K]): ShardWriterConfig {
     checkOptions({ [name]: value })
     return new ShardWriterConfig({ ...this.#options, [name]: value })
-  }
-
-  withShardSpecId(value: number): ShardWriterConfig {
-    return this.with('shardSpecId', value)
-  }
-  withDurableWrite(value: boolean): ShardWriterConfig {
-    return this.with('durableWrite', value)
-  }
-  withSyncIndexedWrite(value: boolean): ShardWriterConfig {
-    return this.with('syncIndexedWrite', value)
-  }
-  withMaxWalBufferSize(value: number): ShardWriterConfig {
-    return this.with('maxWalBufferSize', value)
-  }
-  withMaxWalFlushIntervalMs(value: number | null): ShardWriterConfig {
-    return this.with('maxWalFlushIntervalMs', value)
-  }
-  withMaxMemtableSize(value: number): ShardWriterConfig {
-    return this.with('maxMemtableSize', value)
-  }
-  withMaxMemtableRows(value: number): ShardWriterConfig {
-    return this.with('maxMemtableRows', value)
-  }
-  withMaxMemtableBatches(value: number): ShardWriterConfig {
-    return this.with('maxMemtableBatches', value)
-  }
-  withManifestScanBatchSize(value: number): ShardWriterConfig {
-    return this.with('manifestScanBatchSize', value)
-  }
-  withMaxUnflushedMemtableBytes(value: number): ShardWriterConfig {
-    return this.with('maxUnflushedMemtableBytes', value)
-  }
-  withBackpressureLogIntervalMs(value: number): ShardWriterConfig {
-    return this.with('backpressureLogIntervalMs', value)
-  }
-  withAsyncIndexBufferRows(value: number): ShardWriterConfig {
-    return this.with('asyncIndexBufferRows', value)
-  }
-  withAsyncIndexIntervalMs(value: number): ShardWriterConfig {
-    return this.with('asyncIndexIntervalMs', value)
-  }
-  withStatsLogIntervalMs(value: number | null): ShardWriterConfig {
-    return this.with('statsLogIntervalMs', value)
-  }
-  withEnableMemtable(value: boolean): ShardWriterConfig {
-    return this.with('enableMemtable', value)
-  }
-  withMaxWalPersistRetries(value: number): ShardWriterConfig {
-    return this.with('maxWalPersistRetries', value)
-  }
-  withWalPersistRetryBaseDelayMs(value: number): ShardWriterConfig {
-    return this.with('walPersistRetryBaseDelayMs', value)
-  }
-  withFlushCompression(value: FlushCompression): ShardWriterConfig {
-    return this.with('flushCompression', value)
   }
 
   /** The resolved options as a plain object. */
@@ -219,13 +145,25 @@ export class ShardWriterConfig {
     return { ...this.#options }
   }
 
-  /** @internal The shape the native addon takes (`null` becomes "absent"). */
+  /** @internal The shape the native addon takes. */
   toNative(): NativeWriterOptions {
-    const o = this.#options
-    return {
-      ...o,
-      maxWalFlushIntervalMs: o.maxWalFlushIntervalMs ?? undefined,
-      statsLogIntervalMs: o.statsLogIntervalMs ?? undefined,
-    }
+    return { ...this.#options }
   }
+}
+
+// The `with…` setters, one per option of the native table: typed by this
+// interface, defined on the prototype below (a test checks every one).
+export interface ShardWriterConfig extends Setters {}
+for (const name of optionTable().keys()) {
+  Object.defineProperty(
+    ShardWriterConfig.prototype,
+    `with${name[0].toUpperCase()}${name.slice(1)}`,
+    {
+      value(this: ShardWriterConfig, value: unknown): ShardWriterConfig {
+        return this.with(name as OptionName, value as never)
+      },
+      writable: true,
+      configurable: true,
+    },
+  )
 }

@@ -1,12 +1,17 @@
-// Durable puts waiting for the WAL, acknowledged in bulk.
+// Durable puts waiting for the WAL, acknowledged in bulk: the one path by
+// which every durable put and delete is acknowledged.
 //
-// A durable put is queued by the native call itself and comes back with
-// its batch positions. The WAL task then reports, once per entry it
-// persists, how far the WAL reaches (`durable`); every put whose positions
-// end at or before that point is acknowledged. Puts are queued in call
-// order, so the waiters form a FIFO sorted by position and one report
-// settles a whole prefix. This replaces a promise, a task and a thread
-// hop per put with one call per WAL entry.
+// The native call admits a put (queues it for the WAL) and returns its end
+// batch position, at once or (after a backpressure wait) through a promise.
+// The WAL task then reports, once per entry it persists, how far the WAL
+// reaches (`durable`); every put whose positions end at or before that
+// point is acknowledged. Positions are handed out in admission order, so
+// the waiters form a FIFO sorted by position and one report settles a
+// whole prefix (a put admitted after a backpressure wait may register
+// after a later one: it is inserted in order). This replaces a promise, a
+// task and a thread hop per put with one call per WAL entry. A failure
+// (poisoned, FENCED) or the WAL task stopping (CLOSED) rejects every put
+// still waiting.
 //
 // The puts that callers make while acknowledgements are handed out (their
 // continuations run right after a report) are queued without waking the
@@ -90,7 +95,11 @@ export class DurableWaits {
     const verdict = this.#verdict()
     if (verdict) return Promise.reject(verdict)
     return new Promise((resolve, reject) => {
-      this.#waiters.push({ end, resolve, reject })
+      const waiters = this.#waiters
+      let at = waiters.length
+      while (at > this.#head && waiters[at - 1].end > end) at--
+      if (at === waiters.length) waiters.push({ end, resolve, reject })
+      else waiters.splice(at, 0, { end, resolve, reject })
       this.#updateHold()
     })
   }

@@ -5,9 +5,11 @@ import {
   type NativeMemTableStats,
   type NativeScanRequest,
   type NativeShardWriter,
+  type NativeStorageOptions,
   type NativeWalStats,
   type NativeWriterStats,
   openShardWriter as nativeOpenShardWriter,
+  storageOptionTable,
 } from '../index.js'
 import { abortableOpen, checkSignal } from './abort.js'
 import {
@@ -24,42 +26,19 @@ import { MemWalError, type MemWalErrorCode, native, nativeSync, toMemWalError } 
 import { type Handoff, handoffOf } from './handoff.js'
 
 /**
- * Credentials, endpoint and limits for object-store roots
- * (`s3://bucket/prefix`); local and `memory://` roots ignore them. Anything
- * left out comes from the standard `AWS_*` environment variables. Secrets
- * never appear in errors or logs, nor does the `user:password@` of an
- * endpoint URL.
+ * Credentials, endpoint and limits for object-store roots; see
+ * `NativeStorageOptions` (defined, with its docs, in the binding).
  */
-export interface StorageOptions {
-  region?: string
-  /** A custom endpoint, e.g. `http://127.0.0.1:9000` for an S3-compatible server. */
-  endpoint?: string
-  accessKeyId?: string
-  secretAccessKey?: string
-  sessionToken?: string
-  /** Allow plain-HTTP endpoints. */
-  allowHttp?: boolean
-  /** Longest time one request may take, connecting through its last byte (default 30000 ms). */
-  timeoutMs?: number
-  /** Longest time to establish a connection (default 5000 ms). */
-  connectTimeoutMs?: number
-  /** Longest time spent retrying one request after failures and timeouts (default 60000 ms). */
-  retryTimeoutMs?: number
-  /** Most retries of one request (default 10). */
-  maxRetries?: number
-}
+export type StorageOptions = NativeStorageOptions
 
-const STORAGE_OPTION_TYPES: Record<string, 'string' | 'boolean' | 'number'> = {
-  region: 'string',
-  endpoint: 'string',
-  accessKeyId: 'string',
-  secretAccessKey: 'string',
-  sessionToken: 'string',
-  allowHttp: 'boolean',
-  timeoutMs: 'number',
-  connectTimeoutMs: 'number',
-  retryTimeoutMs: 'number',
-  maxRetries: 'number',
+let storageOptionTypes: ReadonlyMap<string, string> | undefined
+
+/** Each storage option's JS type, from the binding's table (read once). */
+function storageTypes(): ReadonlyMap<string, string> {
+  storageOptionTypes ??= new Map(
+    nativeSync(() => storageOptionTable()).map((spec) => [spec.name, spec.kind]),
+  )
+  return storageOptionTypes
 }
 
 const SECRET_STORAGE_OPTIONS = new Set(['accessKeyId', 'secretAccessKey', 'sessionToken'])
@@ -79,7 +58,7 @@ export function checkStorageOptions(options: unknown): StorageOptions | undefine
     throw new MemWalError('INVALID_CONFIG', 'storageOptions must be an object')
   }
   for (const [name, value] of Object.entries(options)) {
-    const type = STORAGE_OPTION_TYPES[name]
+    const type = storageTypes().get(name)
     if (type === undefined) {
       throw new MemWalError('INVALID_CONFIG', `Unknown storageOptions field '${name}'`)
     }
@@ -253,6 +232,8 @@ export class ShardWriter implements AsyncDisposable {
   readonly #native: NativeShardWriter
   readonly #config: ShardWriterConfig
   readonly #durable: DurableWaits
+  /** Puts are acknowledged once in the WAL (`durableWrite`). */
+  readonly #durableWrite: boolean
   #closed = false
 
   /** The shard this writer owns. */
@@ -268,6 +249,7 @@ export class ShardWriter implements AsyncDisposable {
   constructor(nativeWriter: NativeShardWriter, schema: Schema, config: ShardWriterConfig) {
     this.#native = nativeWriter
     this.#config = config
+    this.#durableWrite = config.toOptions().durableWrite
     this.shardId = nativeWriter.shardId
     this.epoch = nativeWriter.epoch
     this.schema = schema
@@ -318,32 +300,31 @@ export class ShardWriter implements AsyncDisposable {
       }
     })
     const handoff = tryHandoff(batches)
-    // A put with nothing to wait for (non-durable, under the budget) is done
-    // by the time the native call returns; only the others come as a promise.
+    // The native call admits the put (queues it for the WAL) and returns its
+    // end position, or a promise of it if backpressure made it wait first.
     const defer = this.#durable.settling
-    const now = nativeSync(() =>
+    const admitted = nativeSync(() =>
       handoff
         ? this.#native.putBuffers(handoff.schemaIpc, handoff.numbers, handoff.buffers, defer)
         : this.#native.put(batchesToIPC(batches), defer),
     )
-    if (typeof now === 'number') {
-      // Done within the call: the end position, negated if queued.
-      const end = Math.abs(now)
-      if (now < 0) await this.#durable.wait(end)
-      else this.#durable.acknowledged(end)
-      return { batchPositions: { start: end - batches.length, end } }
-    }
-    const result = await native(() => now)
-    if (result.queued) await this.#durable.wait(result.end)
-    else this.#durable.acknowledged(result.end)
-    if (result.end - result.start !== batches.length) {
-      throw new MemWalError(
-        'INTERNAL',
-        `put handed ${batches.length} batches to the writer but ${result.end - result.start} arrived`,
-        { shardId: this.shardId },
-      )
-    }
-    return { batchPositions: { start: result.start, end: result.end } }
+    const end = typeof admitted === 'number' ? admitted : await native(() => admitted)
+    // Inlined #acknowledge: a non-durable put must not pay for an await.
+    if (this.#durableWrite) await this.#durable.wait(end)
+    else this.#durable.acknowledged(end)
+    return { batchPositions: { start: end - batches.length, end } }
+  }
+
+  /**
+   * The one acknowledgement of an admitted put or delete: a durable one
+   * waits for the durability listener to report positions `[.., end)` in
+   * the WAL (see durability.ts); a non-durable one is done, and only
+   * registered so that it still reaches the WAL if main returns unclosed.
+   */
+  #acknowledge(end: number): Promise<void> | undefined {
+    if (this.#durableWrite) return this.#durable.wait(end)
+    this.#durable.acknowledged(end)
+    return undefined
   }
 
   /**
@@ -369,7 +350,7 @@ export class ShardWriter implements AsyncDisposable {
         ? this.#native.deleteBuffers(handoff.schemaIpc, handoff.numbers, handoff.buffers)
         : this.#native.delete(batchesToIPC(nonEmpty)),
     )
-    this.#durable.acknowledged(result.end)
+    await this.#acknowledge(result.end)
     return { batchPositions: { start: result.start, end: result.end } }
   }
 

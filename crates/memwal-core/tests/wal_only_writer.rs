@@ -507,6 +507,20 @@ async fn try_put_now_queues_durable_puts_and_the_listener_acknowledges_them() {
 }
 
 #[tokio::test]
+async fn put_admitted_returns_once_queued_and_leaves_the_durable_ack_to_the_listener() {
+    let root = test_root("put-admitted");
+    let writer = open(&root, None, wal_only()).await;
+    let mut notes = durable_notes(&writer);
+    let admitted = writer.put_admitted(vec![batch(0, 10)]).await.unwrap();
+    assert_eq!(admitted.batch_positions, 0..1);
+    // Counted once durable, by the WAL task, before the listener is told.
+    let note = notes.recv().await.expect("the WAL task stopped early");
+    assert!(note.failure.is_none() && note.durable >= 1);
+    assert_eq!(writer.stats().put_count, 1);
+    writer.close().await.unwrap();
+}
+
+#[tokio::test]
 async fn on_a_slow_store_deferred_durable_puts_wait_for_the_next_append_and_share_its_entry() {
     let inner: Arc<dyn object_store::ObjectStore> = Arc::new(InMemory::new());
     let slow = Arc::new(FaultStore::passthrough(inner));

@@ -16,13 +16,11 @@ use crate::handoff::{import_batches, split_numbers, SchemaCache};
 use crate::ipc::{decode_stream, encode_stream, schema_only};
 use crate::options::{open_root, NativeStorageOptions, NativeWriterOptions};
 
+/// Where a delete's tombstone batches landed: positions `[start, end)`.
 #[napi(object)]
 pub struct NativePutResult {
     pub start: f64,
     pub end: f64,
-    /// Queued but not yet durable: acknowledged once the durability
-    /// listener (`listenDurable`) reports batch positions up to `end`.
-    pub queued: bool,
 }
 
 /// `(durable, failure, stopped)` as the durability listener receives it;
@@ -179,14 +177,16 @@ fn manifest_to_js(m: memwal_core::manifest::ShardManifest) -> napi::Result<Nativ
     })
 }
 
-/// A put's result, or the promise of it when the put had to wait.
+/// A put's end batch position, or the promise of it when the put had to
+/// wait for backpressure before it was admitted.
 ///
-/// A put done within the call comes back as one number, its end batch
-/// position, negated when the put is queued for the WAL (see
-/// [`NativePutResult::queued`]; `end` is at least 1, so the sign is never
-/// ambiguous). Building a result object took a measurable share of a small
-/// put.
-type MaybeNow<'env> = Either<f64, PromiseRaw<'env, NativePutResult>>;
+/// Either way the put is only admitted (queued for the WAL): a durable put
+/// is acknowledged later through the durability listener (`listenDurable`),
+/// which is the one path every durable put and delete takes. A plain number
+/// rather than an object: building a result object cost a measurable share
+/// of a small put, and the start is `end - batches` (a put's batches are
+/// numbered consecutively).
+type MaybeNow<'env> = Either<f64, PromiseRaw<'env, f64>>;
 
 #[napi]
 pub struct NativeShardWriter {
@@ -251,11 +251,12 @@ impl NativeShardWriter {
         js_number(self.writer.epoch())
     }
 
-    /// Put the batches of one IPC stream atomically. The bytes are copied
-    /// before this returns, so the caller may reuse its buffer at once.
-    /// A put with nothing to wait for (see `ShardWriter::try_put_now`) is
-    /// done before this returns, and the result comes back as is.
-    #[napi(catch_unwind, ts_return_type = "number | Promise<NativePutResult>")]
+    /// Put the batches of one IPC stream atomically; returns the end batch
+    /// position (see [`MaybeNow`]). The bytes are copied before this
+    /// returns, so the caller may reuse its buffer at once. Under the
+    /// backpressure budget (see `ShardWriter::try_put_now`) the put is
+    /// admitted before this returns and the position comes back as is.
+    #[napi(catch_unwind, ts_return_type = "number | Promise<number>")]
     pub fn put<'env>(
         &self,
         env: &'env Env,
@@ -269,9 +270,8 @@ impl NativeShardWriter {
     /// Put batches handed over as their Arrow buffers (see `handoff.rs`):
     /// `schema_ipc` is the batches' schema; `numbers` holds the row counts
     /// and node numbers (see `handoff::split_numbers`).
-    /// Every buffer is copied once before this returns. Resolved at once
-    /// like `put` when there is nothing to wait for.
-    #[napi(catch_unwind, ts_return_type = "number | Promise<NativePutResult>")]
+    /// Every buffer is copied once before this returns. Returns like `put`.
+    #[napi(catch_unwind, ts_return_type = "number | Promise<number>")]
     pub fn put_buffers<'env>(
         &self,
         env: &'env Env,
@@ -293,20 +293,24 @@ impl NativeShardWriter {
         defer_append: bool,
     ) -> napi::Result<MaybeNow<'env>> {
         match js_result(env, self.writer.try_put_now(batches, defer_append))? {
-            PutNow::Done(done) => Ok(Either::A(js_number(done.batch_positions.end)?)),
-            PutNow::Queued(queued) => Ok(Either::A(-js_number(queued.batch_positions.end)?)),
+            PutNow::Done(admitted) | PutNow::Queued(admitted) => {
+                Ok(Either::A(js_number(admitted.batch_positions.end)?))
+            }
             PutNow::Wait(batches) => {
                 let writer = self.writer.clone();
-                let pending = spawn(env, async move { put_result(writer.put(batches).await?) })?;
-                Ok(Either::B(pending))
+                let admitted = spawn(env, async move {
+                    let admitted = writer.put_admitted(batches).await?;
+                    Ok(js_number(admitted.batch_positions.end)?)
+                })?;
+                Ok(Either::B(admitted))
             }
         }
     }
 
     /// Have `callback(durable, failure, stopped)` called on the JS thread
     /// whenever the WAL task persists an entry, fails for good, or stops:
-    /// puts that came back `queued` are acknowledged through it. Replaces
-    /// an earlier callback.
+    /// every durable put and delete is acknowledged through it (the TS
+    /// layer's `DurableWaits`). Replaces an earlier callback.
     #[napi(
         catch_unwind,
         ts_args_type = "callback: (durable: number, failure: Error | null, stopped: boolean) => void"
@@ -363,7 +367,8 @@ impl NativeShardWriter {
         napi::check_status!(status, "Could not change the durability listener's hold")
     }
 
-    /// `delete` with the key columns handed over like `put_buffers`.
+    /// `delete` with the key columns handed over like `put_buffers`;
+    /// resolves once admitted, acknowledged like a put.
     #[napi(catch_unwind, ts_return_type = "Promise<NativePutResult>")]
     pub fn delete_buffers<'env>(
         &self,
@@ -374,7 +379,9 @@ impl NativeShardWriter {
     ) -> napi::Result<PromiseRaw<'env, NativePutResult>> {
         let keys = self.import(env, schema_ipc, &numbers, &buffers)?;
         let writer = self.writer.clone();
-        spawn(env, async move { put_result(writer.delete(keys).await?) })
+        spawn(env, async move {
+            put_result(writer.delete_admitted(keys).await?)
+        })
     }
 
     fn import(
@@ -394,6 +401,7 @@ impl NativeShardWriter {
     }
 
     /// Delete rows by primary key: `keys_ipc` holds the key columns.
+    /// Resolves once admitted, acknowledged like a put.
     #[napi(catch_unwind, ts_return_type = "Promise<NativePutResult>")]
     pub fn delete<'env>(
         &self,
@@ -402,7 +410,9 @@ impl NativeShardWriter {
     ) -> napi::Result<PromiseRaw<'env, NativePutResult>> {
         let (_, keys) = js_result(env, decode_stream(keys_ipc))?;
         let writer = self.writer.clone();
-        spawn(env, async move { put_result(writer.delete(keys).await?) })
+        spawn(env, async move {
+            put_result(writer.delete_admitted(keys).await?)
+        })
     }
 
     #[napi(catch_unwind)]
@@ -525,6 +535,5 @@ fn put_result(result: memwal_core::PutResult) -> Result<NativePutResult, Failure
     Ok(NativePutResult {
         start: js_number(result.batch_positions.start)?,
         end: js_number(result.batch_positions.end)?,
-        queued: false,
     })
 }

@@ -30,6 +30,9 @@ pub enum FlushCompression {
 }
 
 impl FlushCompression {
+    /// Every codec's name, as [`Self::parse`] takes them.
+    pub const NAMES: &'static [&'static str] = &["none", "snappy", "lz4", "zstd"];
+
     pub fn parse(name: &str) -> Result<Self> {
         match name {
             "none" => Ok(Self::None),

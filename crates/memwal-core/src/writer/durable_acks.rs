@@ -1,12 +1,14 @@
 //! Durable puts whose acknowledgement is delivered by the WAL task itself.
 //!
-//! `ShardWriter::try_put_now` queues a durable put on the caller's thread
-//! and returns at once; the caller learns that the put is durable from the
-//! listener given to `ShardWriter::on_durable`, which the WAL task calls
-//! after every entry it persists. One call covers every put in the entry,
-//! where an awaited `put` costs each put its own task and wake-up. The
-//! writer's put counters are kept here for those puts, so `stats()` counts
-//! them when they are acknowledged, with their full latency.
+//! `ShardWriter::try_put_now` (and, after a backpressure wait,
+//! `ShardWriter::put_admitted`) queues a durable put and returns at once;
+//! the caller learns that the put is durable from the listener given to
+//! `ShardWriter::on_durable`, which the WAL task calls after every entry it
+//! persists. One call covers every put in the entry, where an awaited `put`
+//! costs each put its own task and wake-up; for the Node binding it is the
+//! only way a durable put is acknowledged. The writer's put counters are
+//! kept here for those puts, so `stats()` counts them when they are
+//! acknowledged, with their full latency.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};

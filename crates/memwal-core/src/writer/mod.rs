@@ -1,5 +1,7 @@
 //! The shard writer: claims a shard, fences its predecessor, and turns puts
-//! into durable WAL entries.
+//! into durable WAL entries. A little over 600 lines: this is the writer's
+//! whole public surface; its parts (open, queue, MemTables, acks) live in
+//! the submodules.
 
 mod backpressure;
 mod batch_rules;
@@ -24,7 +26,7 @@ use tokio::sync::OnceCell;
 use tokio::task::JoinHandle;
 
 pub use crate::memtable::{FlushProgress, MemTableStats};
-pub use config::ShardWriterConfig;
+pub use config::{OptionKind, OptionSpec, ShardWriterConfig, WRITER_OPTIONS};
 pub use durable_acks::{DurableListener, DurableProgress};
 pub use open::CheckedOpen;
 pub use stats::{HealthState, WriterCounters, WriterHealth, WriterStats};
@@ -63,8 +65,16 @@ pub enum PutNow {
     /// WAL, which the [`ShardWriter::on_durable`] listener is told.
     Queued(PutResult),
     /// The writer is over its backpressure budget: the batches, untouched,
-    /// for [`ShardWriter::put`], which waits.
+    /// for [`ShardWriter::put`] or [`ShardWriter::put_admitted`], which wait.
     Wait(Vec<RecordBatch>),
+}
+
+/// How a durable put learns that it is in the WAL: the call waits for it,
+/// or returns once queued and the `on_durable` listener tells.
+#[derive(Clone, Copy)]
+enum Ack {
+    Await,
+    Listener,
 }
 
 /// WAL-side counters for `walStats()`.
@@ -195,7 +205,18 @@ impl ShardWriter {
         let started = Instant::now();
         self.ensure_usable()?;
         let batches = self.live_rows(batches)?;
-        self.write_rows(batches, started).await
+        self.write_rows(batches, started, Ack::Await).await
+    }
+
+    /// [`put`](Self::put) that returns once admitted (queued, after any
+    /// backpressure wait): a durable put is then acknowledged through the
+    /// [`on_durable`](Self::on_durable) listener like a [`PutNow::Queued`],
+    /// so such a caller has one acknowledgement path for every put.
+    pub async fn put_admitted(&self, batches: Vec<RecordBatch>) -> Result<PutResult> {
+        let started = Instant::now();
+        self.ensure_usable()?;
+        let batches = self.live_rows(batches)?;
+        self.write_rows(batches, started, Ack::Listener).await
     }
 
     /// A put done on the caller's thread, without the two thread hops of
@@ -276,6 +297,16 @@ impl ShardWriter {
     /// key columns). Recorded as `_tombstone` rows through the same WAL,
     /// MemTable and flush path as puts, and acknowledged the same way.
     pub async fn delete(&self, keys: Vec<RecordBatch>) -> Result<PutResult> {
+        self.delete_with(keys, Ack::Await).await
+    }
+
+    /// [`delete`](Self::delete) acknowledged like
+    /// [`put_admitted`](Self::put_admitted).
+    pub async fn delete_admitted(&self, keys: Vec<RecordBatch>) -> Result<PutResult> {
+        self.delete_with(keys, Ack::Listener).await
+    }
+
+    async fn delete_with(&self, keys: Vec<RecordBatch>, ack: Ack) -> Result<PutResult> {
         let started = Instant::now();
         self.ensure_usable()?;
         if keys.is_empty() {
@@ -293,11 +324,16 @@ impl ShardWriter {
             // precision) would delete another row once flushed.
             .and_then(|batches| self.inner.rules.check(&batches).map(|()| batches))
             .map_err(|e| self.shard_err(e))?;
-        self.write_rows(batches, started).await
+        self.write_rows(batches, started, ack).await
     }
 
     /// The shared tail of put and delete: rows already in the stored schema.
-    async fn write_rows(&self, batches: Vec<RecordBatch>, started: Instant) -> Result<PutResult> {
+    async fn write_rows(
+        &self,
+        batches: Vec<RecordBatch>,
+        started: Instant,
+        ack: Ack,
+    ) -> Result<PutResult> {
         let durable = self.inner.config.durable_write;
         match &self.inner.memtables {
             Some(tables) => {
@@ -316,6 +352,15 @@ impl ShardWriter {
         }
         let (range, rows) = self.enqueue(batches, durable)?;
         if durable {
+            if let Ack::Listener = ack {
+                let queue = &self.inner.queue;
+                self.inner
+                    .acks
+                    .expect(|| queue.durable(), range.end, rows, started);
+                return Ok(PutResult {
+                    batch_positions: range,
+                });
+            }
             self.inner
                 .queue
                 .wait_durable(range.end)
