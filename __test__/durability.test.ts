@@ -117,7 +117,12 @@ describe('DurableWaits', () => {
     const waits = new DurableWaits('shard', noNative)
     const settled = (end: number) => waits.wait(end).catch((e: unknown) => e)
     const waiting = [settled(1), settled(5)]
-    waits.progress(0, '[memwal:FENCED:shard] A newer writer claimed the shard', false)
+    // The binding's failures are Errors with `code` and `shardId` set.
+    const fenced = Object.assign(new Error('A newer writer claimed the shard'), {
+      code: 'FENCED',
+      shardId: 'shard',
+    })
+    waits.progress(0, fenced, false)
     const errors = await Promise.all([...waiting, settled(7)])
     expect(errors.map((e) => (e as MemWalError).code)).toEqual(['FENCED', 'FENCED', 'FENCED'])
   })
