@@ -94,6 +94,7 @@ describe('npm package', () => {
     const paths = result.files.map((file) => file.path.replaceAll('\\', '/'))
     expect(paths).toContain('dist/index.js')
     expect(paths).toContain('index.js')
+    expect(paths).toContain('LICENSE')
     expect(paths.some((path) => /^memwal\.[\w-]+\.node$/.test(path))).toBe(true)
 
     const rootPackage = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as {
