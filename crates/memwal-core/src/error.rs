@@ -82,7 +82,7 @@ impl Eq for Error {}
 /// credentials redacted, and the next link. Built once, when the cause is
 /// attached, because `source()` can only hand out references to stored
 /// values; the first link also keeps the original error for downcasting.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Cause {
     text: String,
     next: Option<Box<Cause>>,
@@ -113,6 +113,17 @@ impl Cause {
     /// The error as it was attached (the first link only), to downcast.
     pub fn original(&self) -> Option<&(dyn StdError + Send + Sync + 'static)> {
         self.original.as_deref()
+    }
+}
+
+/// Shows the redacted links only: the original error's own `Debug` would
+/// print the credentials the text had removed (an `unwrap()` panics with it).
+impl fmt::Debug for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cause")
+            .field("text", &self.text)
+            .field("next", &self.next)
+            .finish_non_exhaustive()
     }
 }
 
@@ -340,8 +351,15 @@ mod tests {
         assert_eq!(err.code(), ErrorCode::InvalidInput, "{err}");
     }
 
-    #[derive(Debug)]
+    /// Shows the URL with its credentials in both `Display` and `Debug`,
+    /// as object_store's errors do.
     struct Leaky(Option<Box<Leaky>>);
+
+    impl fmt::Debug for Leaky {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "Leaky(http://AKIA:SECRET@127.0.0.1:9/b/k, {:?})", self.0)
+        }
+    }
 
     impl fmt::Display for Leaky {
         fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -370,5 +388,16 @@ mod tests {
             assert!(!link.contains("SECRET") && !link.contains("AKIA"), "{link}");
         }
         assert!(links[2].contains("http://<redacted>@127.0.0.1:9/b/k"));
+    }
+
+    #[test]
+    fn debug_output_of_an_error_with_a_cause_carries_no_credentials() {
+        let err = Error::caused_by(ErrorCode::Io, "Read", Leaky(Some(Box::new(Leaky(None)))));
+        let debug = format!("{err:?} {:#?}", err.clone());
+        assert!(
+            !debug.contains("SECRET") && !debug.contains("AKIA"),
+            "{debug}"
+        );
+        assert!(debug.contains("<redacted>"), "{debug}");
     }
 }
