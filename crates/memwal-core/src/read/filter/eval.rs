@@ -7,7 +7,7 @@ use arrow_array::{ArrayRef, BooleanArray, RecordBatch, Scalar};
 use arrow_schema::DataType;
 
 use super::{CmpOp, ColumnRef, Node, Operand};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorCode, Result};
 
 pub(super) struct Evaluator<'b> {
     pub(super) batch: &'b RecordBatch,
@@ -42,12 +42,21 @@ impl Evaluator<'_> {
             } => {
                 let values = self.column(column)?;
                 let pattern = Scalar::new(pattern.clone());
-                match (case_insensitive, negated) {
-                    (false, false) => arrow_string::like::like(&values, &pattern)?,
-                    (false, true) => arrow_string::like::nlike(&values, &pattern)?,
-                    (true, false) => arrow_string::like::ilike(&values, &pattern)?,
-                    (true, true) => arrow_string::like::nilike(&values, &pattern)?,
-                }
+                let matched = match (case_insensitive, negated) {
+                    (false, false) => arrow_string::like::like(&values, &pattern),
+                    (false, true) => arrow_string::like::nlike(&values, &pattern),
+                    (true, false) => arrow_string::like::ilike(&values, &pattern),
+                    (true, true) => arrow_string::like::nilike(&values, &pattern),
+                };
+                // Types were checked when the filter was bound; what fails
+                // here is the caller's pattern (e.g. past the regex size limit).
+                matched.map_err(|e| {
+                    Error::caused_by(
+                        ErrorCode::InvalidInput,
+                        "The LIKE pattern cannot be matched",
+                        e,
+                    )
+                })?
             }
             Node::IsNull { column, negated } => {
                 let values = self.column(column)?;
@@ -191,6 +200,15 @@ mod tests {
         assert_eq!(rows("id NOT IN (1, NULL)"), Vec::<i32>::new());
         // Items are coerced one by one.
         assert_eq!(rows("id IN (2.0, 3.5, 5)"), vec![1, 4]);
+    }
+
+    #[test]
+    fn a_like_pattern_past_the_regex_size_limit_is_the_callers_invalid_input() {
+        let pattern = "_".repeat(200_000);
+        let filter = parse(&format!("name LIKE '{pattern}'"));
+        let err = filter.evaluate(&batch()).unwrap_err();
+        assert_eq!(err.code(), crate::error::ErrorCode::InvalidInput, "{err}");
+        assert!(err.message().contains("LIKE pattern"), "{err}");
     }
 
     #[test]
