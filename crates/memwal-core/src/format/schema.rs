@@ -22,11 +22,11 @@ use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
 use arrow_array::{
-    Array, ArrayRef, FixedSizeListArray, LargeListArray, ListArray, MapArray, RecordBatch,
+    Array, ArrayRef, FixedSizeListArray, GenericListArray, MapArray, OffsetSizeTrait, RecordBatch,
     StructArray,
 };
 use arrow_buffer::NullBuffer;
-use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use arrow_schema::{DataType, Field, FieldRef, Schema, SchemaRef};
 
 use crate::error::{Error, Result};
 
@@ -259,6 +259,26 @@ fn same_names<'a>(
     want.len() == have.len() && want.zip(have).all(|(w, h)| w.name() == h.name())
 }
 
+/// A list (32- or 64-bit offsets) whose items are converted to `want`'s
+/// item field; the offsets and the list's own nulls are kept.
+fn convert_list<O: OffsetSizeTrait>(
+    want: &FieldRef,
+    have: &FieldRef,
+    array: &ArrayRef,
+    place: &Place,
+) -> Result<ArrayRef, Refusal> {
+    let list = array.as_list::<O>();
+    let values = convert(want, have, list.values(), None, &place.item(want.name()))?;
+    GenericListArray::<O>::try_new(
+        want.clone(),
+        list.offsets().clone(),
+        values,
+        list.nulls().cloned(),
+    )
+    .map(|a| Arc::new(a) as ArrayRef)
+    .map_err(|e| Refusal::Lossy(e.to_string()))
+}
+
 /// `array` re-encoded as `want` when its type differs: the conversions
 /// the module comment lists, applied at any depth.
 fn reencode(
@@ -297,28 +317,10 @@ fn reencode(
                 .map_err(rebuilt)
         }
         (DataType::List(w), DataType::List(h)) if w.name() == h.name() => {
-            let list = array.as_list::<i32>();
-            let values = convert(w, h, list.values(), None, &place.item(w.name()))?;
-            ListArray::try_new(
-                w.clone(),
-                list.offsets().clone(),
-                values,
-                list.nulls().cloned(),
-            )
-            .map(|a| Arc::new(a) as ArrayRef)
-            .map_err(rebuilt)
+            convert_list::<i32>(w, h, array, place)
         }
         (DataType::LargeList(w), DataType::LargeList(h)) if w.name() == h.name() => {
-            let list = array.as_list::<i64>();
-            let values = convert(w, h, list.values(), None, &place.item(w.name()))?;
-            LargeListArray::try_new(
-                w.clone(),
-                list.offsets().clone(),
-                values,
-                list.nulls().cloned(),
-            )
-            .map(|a| Arc::new(a) as ArrayRef)
-            .map_err(rebuilt)
+            convert_list::<i64>(w, h, array, place)
         }
         (DataType::FixedSizeList(w, size), DataType::FixedSizeList(h, got))
             if size == got && w.name() == h.name() =>
@@ -357,7 +359,7 @@ mod tests {
     use arrow_array::types::{ArrowDictionaryKeyType, Int64Type};
     use arrow_array::{
         BinaryArray, DictionaryArray, Int32Array, Int64Array, Int8Array, LargeBinaryArray,
-        LargeStringArray, PrimitiveArray, StringArray,
+        LargeStringArray, ListArray, PrimitiveArray, StringArray,
     };
     use arrow_buffer::{Buffer, OffsetBuffer};
     use arrow_schema::{DataType, Fields};
