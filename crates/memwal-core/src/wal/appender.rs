@@ -271,8 +271,16 @@ mod tests {
         (root, manifests)
     }
 
-    fn layout(manifests: &ManifestStore) -> ShardLayout {
-        manifests.layout().clone()
+    /// An appender for `epoch` at the start of the WAL, fenced by `manifests`.
+    async fn open_appender(
+        root: &StorageRoot,
+        manifests: &ManifestStore,
+        epoch: u64,
+    ) -> WalAppender {
+        let layout = manifests.layout().clone();
+        WalAppender::open(root.clone(), layout, manifests.clone(), epoch, 0, RETRY)
+            .await
+            .unwrap()
     }
 
     const RETRY: RetryPolicy = RetryPolicy {
@@ -302,9 +310,7 @@ mod tests {
     async fn appends_are_dense_from_one() {
         let (root, manifests) = setup("app-dense").await;
         let epoch = manifests.claim_epoch(0).await.unwrap().writer_epoch;
-        let mut app = WalAppender::open(root, layout(&manifests), manifests, epoch, 0, RETRY)
-            .await
-            .unwrap();
+        let mut app = open_appender(&root, &manifests, epoch).await;
         for expected in 1..=3 {
             assert_eq!(
                 app.append(encode_fence_sentinel(epoch)).await.unwrap(),
@@ -317,32 +323,14 @@ mod tests {
     async fn a_newer_epoch_sentinel_fences_the_old_appender() {
         let (root, manifests) = setup("app-fence").await;
         let old_epoch = manifests.claim_epoch(0).await.unwrap().writer_epoch;
-        let mut old = WalAppender::open(
-            root.clone(),
-            layout(&manifests),
-            manifests.clone(),
-            old_epoch,
-            0,
-            RETRY,
-        )
-        .await
-        .unwrap();
+        let mut old = open_appender(&root, &manifests, old_epoch).await;
         assert_eq!(
             old.append(encode_fence_sentinel(old_epoch)).await.unwrap(),
             1
         );
 
         let new_epoch = manifests.claim_epoch(0).await.unwrap().writer_epoch;
-        let mut new = WalAppender::open(
-            root.clone(),
-            layout(&manifests),
-            manifests.clone(),
-            new_epoch,
-            0,
-            RETRY,
-        )
-        .await
-        .unwrap();
+        let mut new = open_appender(&root, &manifests, new_epoch).await;
         assert_eq!(new.write_fence_sentinel().await.unwrap(), 2);
 
         let err = old
@@ -367,26 +355,8 @@ mod tests {
     async fn a_stale_tip_is_rediscovered_within_the_same_epoch() {
         let (root, manifests) = setup("app-stale").await;
         let epoch = manifests.claim_epoch(0).await.unwrap().writer_epoch;
-        let mut a = WalAppender::open(
-            root.clone(),
-            layout(&manifests),
-            manifests.clone(),
-            epoch,
-            0,
-            RETRY,
-        )
-        .await
-        .unwrap();
-        let mut b = WalAppender::open(
-            root.clone(),
-            layout(&manifests),
-            manifests.clone(),
-            epoch,
-            0,
-            RETRY,
-        )
-        .await
-        .unwrap();
+        let mut a = open_appender(&root, &manifests, epoch).await;
+        let mut b = open_appender(&root, &manifests, epoch).await;
         assert_eq!(a.append(encode_fence_sentinel(epoch)).await.unwrap(), 1);
         assert_eq!(b.append(encode_fence_sentinel(epoch)).await.unwrap(), 2);
     }
